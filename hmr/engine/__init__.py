@@ -1,1 +1,1 @@
-"""hmr.engine"""
+"""Training and evaluation engine: forward decoding, losses wiring, loop, checkpoints, evaluation."""

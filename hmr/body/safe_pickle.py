@@ -1,0 +1,114 @@
+"""Read the official SMPL/MANO ``.pkl`` files without chumpy and without running code from the file.
+
+The official files are Python-2 pickles of a dict holding numpy arrays, ``chumpy.ch.Ch`` objects (whose state
+keeps the array in ``x``) and ``scipy.sparse`` matrices. A pickle can name any importable callable, so this
+unpickler resolves only an allow-list: numpy's array/dtype reconstructors, ``copyreg._reconstructor`` with
+``object``, and *inert stand-ins* for chumpy and scipy.sparse classes that only store their pickled state.
+Anything else (``os.system``, ``builtins.eval``, ...) raises :class:`UnsafePickleError`.
+"""
+from __future__ import annotations
+
+import copyreg
+import io
+import os
+import pickle
+from typing import Any, Dict, Union
+
+import numpy as np
+
+try:  # numpy >= 2 moved the reconstructors to numpy._core; old pickles still name numpy.core.
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle asks for a global that is not on the allow-list."""
+
+
+class PickledState:
+    """Inert stand-in for a pickled object of a non-allowed class (chumpy, scipy.sparse): keeps its state."""
+
+    source: str = ""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _stand_in(module: str, name: str) -> type:
+    return type(name, (PickledState,), {"source": f"{module}.{name}"})
+
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
+    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+_BUILTIN_GLOBALS = {
+    ("copy_reg", "_reconstructor"): copyreg._reconstructor,
+    ("copyreg", "_reconstructor"): copyreg._reconstructor,
+    ("__builtin__", "object"): object,
+    ("builtins", "object"): object,
+}
+_STAND_IN_MODULES = ("chumpy", "scipy.sparse")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that only resolves the allow-listed globals described in the module docstring."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        key = (module, name)
+        if key in _NUMPY_GLOBALS:
+            return _NUMPY_GLOBALS[key]
+        if key in _BUILTIN_GLOBALS:
+            return _BUILTIN_GLOBALS[key]
+        if any(module == m or module.startswith(m + ".") for m in _STAND_IN_MODULES):
+            return _stand_in(module, name)
+        raise UnsafePickleError(
+            f"refusing to load global {module}.{name} from a body-model pickle: only numpy arrays, chumpy "
+            "arrays and scipy sparse matrices are expected in official SMPL/MANO files"
+        )
+
+
+def _csc_or_csr_to_dense(state: Dict[str, Any], source: str) -> np.ndarray:
+    shape = tuple(int(s) for s in state.get("_shape", state.get("shape")))
+    data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
+    dense = np.zeros(shape, dtype=np.float64)
+    compressed_axis_len = shape[1] if "csc" in source.lower() else shape[0]
+    for major in range(compressed_axis_len):
+        lo, hi = int(indptr[major]), int(indptr[major + 1])
+        if "csc" in source.lower():
+            dense[indices[lo:hi], major] = data[lo:hi]
+        else:
+            dense[major, indices[lo:hi]] = data[lo:hi]
+    return dense
+
+
+def to_numpy(value: Any, key: str = "?") -> Any:
+    """Turn a stand-in (chumpy ``Ch`` or scipy CSC/CSR matrix) into a dense numpy array; pass others through."""
+    if not isinstance(value, PickledState):
+        return value
+    state = value.state if isinstance(getattr(value, "state", None), dict) else {}
+    if value.source.startswith("chumpy"):
+        if "x" in state:
+            return np.asarray(state["x"])
+        raise ValueError(f"entry {key!r} is a chumpy expression ({value.source}) without a stored array 'x'")
+    if value.source.startswith("scipy.sparse") and ("csc" in value.source or "csr" in value.source):
+        return _csc_or_csr_to_dense(state, value.source)
+    raise ValueError(f"entry {key!r} has an unsupported pickled type {value.source}")
+
+
+def load_model_pickle(path_or_bytes: Union[str, os.PathLike, bytes]) -> Dict[str, Any]:
+    """Load an official SMPL/MANO pickle into a dict of plain numpy arrays (and strings/scalars)."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        raw = bytes(path_or_bytes)
+    else:
+        with open(path_or_bytes, "rb") as handle:
+            raw = handle.read()
+    obj = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a dict in the body-model pickle, got {type(obj).__name__}")
+    return {str(k): to_numpy(v, str(k)) for k, v in obj.items()}

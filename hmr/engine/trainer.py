@@ -1,0 +1,259 @@
+"""The training loop: step-based, resumable, distributed (torchrun), with NaN-step skipping and diagnostics."""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from hmr import losses
+from hmr.config import Config, dump_yaml
+from hmr.data import build_mixed_dataset
+from hmr.engine import checkpoint as ckpt
+from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
+from hmr.engine.diagnostics import projection_condition_stats
+from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
+from hmr.engine.forward import OrthoSwitches, body_forward, decode_outputs
+from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
+from hmr.engine.schedule import build_scheduler
+from hmr.utils.io import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive non-finite steps; the last good checkpoint is kept."""
+
+
+def move_batch(batch: Mapping[str, Any], device: torch.device) -> Dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+class Trainer:
+    """Owns one training run in ``out_dir``: model, optimizer, schedule, data stream, logs, checkpoints."""
+
+    def __init__(self, cfg: Config, out_dir: Path, resume: bool = False) -> None:
+        self.cfg, self.out_dir = cfg, Path(out_dir)
+        tcfg = cfg.train
+        want_cuda = tcfg.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available()
+        self.device = torch.device("cuda" if want_cuda else "cpu")
+        self.dist: DistInfo = init_distributed(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        seed = int(tcfg.get("seed", 0))
+        torch.manual_seed(seed)
+        if tcfg.get("deterministic", False):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+        self.body_model = build_body_model(cfg).to(self.device)
+        self.representation = build_representation(cfg)
+        self.switches = OrthoSwitches.from_config(cfg.representation)
+        self.keypoint_set, self.root_joints = keypoint_settings(cfg, self.body_model)
+        self.weights = losses.LossWeights.from_config(cfg.get("loss"))
+        self.model = build_model(cfg, self.body_model, self.representation).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(tcfg.lr),
+                                          weight_decay=float(tcfg.get("weight_decay", 0.0)))
+        self.total_steps = int(tcfg.steps)
+        self.scheduler = build_scheduler(self.optimizer, tcfg.get("schedule", {}), self.total_steps)
+        self.ddp_model = (DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                  if self.device.type == "cuda" else None)
+                          if self.dist.enabled else self.model)
+
+        self.dataset = build_mixed_dataset(cfg.data, split="train")
+        self.global_batch = int(tcfg.batch_size)
+        self.step = 0
+        self.skipped_steps = 0
+        self.consecutive_bad = 0
+        if resume:
+            self._resume()
+        self.batch_sampler = ResumableBatchSampler(
+            len(self.dataset), self.global_batch, seed, self.dist.rank, self.dist.world_size,
+            weights=getattr(self.dataset, "sample_weights", None),
+            start=(0, 0))
+        self.batch_sampler.start = self.batch_sampler.position_after(self.step)
+        self.loader = DataLoader(SeededDataset(self.dataset, seed), batch_sampler=self.batch_sampler,
+                                 num_workers=int(tcfg.get("num_workers", 0)),
+                                 persistent_workers=int(tcfg.get("num_workers", 0)) > 0)
+        self.csv_path = self.out_dir / "log.csv"
+        self.writer = None
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.out_dir / "config.yaml", dump_yaml(cfg))
+            if tcfg.get("tensorboard", True):
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.pt"
+
+    def _resume(self) -> None:
+        path = self.last_checkpoint
+        if not path.is_file():
+            log.info("no checkpoint at %s: starting from scratch", path)
+            return
+        payload = ckpt.load_checkpoint(path)
+        ckpt.check_compatible(payload, self.cfg.body_model.name, self.cfg.representation.name, path)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if payload["scheduler"] is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+        ckpt.set_rng_state(payload["rng"])
+        self.step = int(payload["step"])
+        self.skipped_steps = int(payload["extra"].get("skipped_steps", 0))
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def save(self, name: str = "last.pt") -> None:
+        if not self.dist.is_main:
+            return
+        ckpt.save_checkpoint(self.out_dir / "checkpoints" / name, model=self.model, optimizer=self.optimizer,
+                             scheduler=self.scheduler, step=self.step, config=self.cfg.to_dict(),
+                             extra={"skipped_steps": self.skipped_steps})
+
+    # ------------------------------------------------------------------ one step
+    def compute_losses(self, batch: Dict[str, Any]) -> tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        """Forward pass and the weighted loss terms (only terms with a non-zero weight are computed)."""
+        amp = self.device.type == "cuda" and self.cfg.train.get("amp", False)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+            out = self.ddp_model(batch["img"], batch["bbox_info"])
+        out = {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
+        pred = decode_outputs(out, self.representation, self.body_model, batch, self.switches,
+                              self.keypoint_set, stage="train")
+        w, terms = self.weights, {}
+        if w.rotation:
+            terms["rotation"] = losses.rotation_loss(pred["rotmats_loss"], batch["pose"], batch["has_pose"])
+        if w.joints3d:
+            terms["joints3d"] = losses.joints3d_loss(pred["keypoints_3d"], batch["joints_3d"], self.root_joints)
+        if w.keypoints2d:
+            terms["keypoints2d"] = losses.keypoint2d_loss(pred["keypoints_2d"], batch["keypoints_2d"],
+                                                          batch["center"], batch["scale"] * 200.0)
+        if w.betas:
+            terms["betas"] = losses.betas_prior(pred["betas"])
+        if w.betas_gt:
+            terms["betas_gt"] = losses.betas_loss(pred["betas"], batch["betas"], batch["has_betas"])
+        if w.vertices:
+            with torch.no_grad():
+                gt = body_forward(self.body_model, batch["pose"], batch["betas"], None, {})
+            mask = batch["has_pose"] * batch["has_betas"]
+            terms["vertices"] = losses.vertex_loss(pred["vertices"], gt["vertices"], mask)
+        if w.representation:
+            has_pose = batch["has_pose"] > 0
+            params = pred["pose_params"]
+            terms["representation"] = (self.representation.extra_loss(params[has_pose], batch["pose"][has_pose])
+                                       if bool(has_pose.any()) else params.sum() * 0.0)
+        return terms, pred
+
+    def train_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        self.model.train()
+        terms, pred = self.compute_losses(batch)
+        loss = losses.total_loss(terms, self.weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        finite = torch.isfinite(loss)
+        if bool(finite):
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                       float(self.cfg.train.get("grad_clip", 0.0)) or math.inf)
+            finite = torch.isfinite(grad_norm)
+        else:
+            grad_norm = torch.tensor(float("nan"))
+        # Every rank must agree on skipping, or DDP would desynchronise.
+        finite = bool(all_reduce_mean(finite.float().reshape(1), self.dist).item() == 1.0)
+        record = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **losses.summarize(terms)}
+        if finite:
+            self.optimizer.step()
+            self.consecutive_bad = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            self.consecutive_bad += 1
+            log.warning("step %d: non-finite loss or gradient (loss=%s, grad_norm=%s): step skipped",
+                        self.step, record["loss"], record["grad_norm"])
+        self.scheduler.step()
+        record["skipped"] = float(not finite)
+        record.update(projection_condition_stats(self.representation.train_matrix(pred["pose_params"].detach())))
+        return record
+
+    # ------------------------------------------------------------------ loop
+    def _batches(self) -> Iterator[Dict[str, Any]]:
+        for batch in self.loader:
+            yield move_batch(batch, self.device)
+
+    def run(self) -> Dict[str, Any]:
+        tcfg = self.cfg.train
+        ckpt_every = int(tcfg.get("checkpoint_every", 200))
+        log_every = int(tcfg.get("log_every", 10))
+        eval_every = int(tcfg.get("eval_every", 0))
+        max_bad = int(tcfg.get("max_consecutive_nonfinite", 20))
+        start, t0 = self.step, time.time()
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="train", disable=not self.dist.is_main,
+                   dynamic_ncols=True)
+        history = []
+        batches = self._batches()
+        while self.step < self.total_steps:
+            batch = next(batches)
+            record = self.train_step(batch)
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if self.consecutive_bad >= max_bad:
+                bar.close()
+                raise TrainingDiverged(
+                    f"{self.consecutive_bad} consecutive non-finite steps at step {self.step}; "
+                    f"the last good checkpoint is {self.last_checkpoint} (lower train.lr or set train.grad_clip)")
+            if self.step % log_every == 0 or self.step == self.total_steps:
+                record.update(step=self.step, lr=self.optimizer.param_groups[0]["lr"])
+                self._log(record)
+                history.append(record)
+            if eval_every and self.step % eval_every == 0:
+                self._evaluate()
+            if self.step % ckpt_every == 0 or self.step == self.total_steps:
+                self.save()
+        bar.close()
+        summary = {
+            "steps": self.step, "steps_this_run": self.step - start, "skipped_steps": self.skipped_steps,
+            "seconds": round(time.time() - t0, 1), "final": history[-1] if history else {},
+            "checkpoint": str(self.last_checkpoint),
+        }
+        if eval_every or tcfg.get("final_eval", True):
+            summary["eval"] = self._evaluate()
+        if self.dist.is_main:
+            write_json(self.out_dir / "summary.json", summary)
+        cleanup(self.dist)
+        return summary
+
+    def _log(self, record: Dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
+        new_file = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=sorted(record))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(record)
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step":
+                    self.writer.add_scalar(f"train/{key}", value, self.step)
+            self.writer.flush()
+
+    def _evaluate(self) -> Optional[Dict[str, Any]]:
+        if not self.dist.is_main or not self.cfg.get("eval"):
+            return None
+        from hmr.engine.evaluator import evaluate_config
+        result = evaluate_config(self.cfg, self.model, self.body_model, self.representation,
+                                 max_samples=self.cfg.eval.get("max_samples_during_training"))
+        if self.writer is not None:
+            for key, value in result["metrics"].items():
+                self.writer.add_scalar(f"eval/{key}", value, self.step)
+        with open(self.out_dir / "eval_history.csv", "a") as handle:
+            handle.write(f"{self.step},{','.join(f'{k}={v:.3f}' for k, v in result['metrics'].items())}\n")
+        return result["metrics"]
