@@ -6,12 +6,27 @@ YAML, so ``train.lr=3e-4``, ``model.backbone=resnet18`` and ``data.train=[synth_
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import yaml
 
 PathLike = Union[str, Path]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``3e-4`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"""),
+    list("-+0123456789"))
+
+
+def _parse(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ConfigError(ValueError):
@@ -87,7 +102,7 @@ def load_yaml(path: PathLike) -> Dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _parse(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse config {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -109,7 +124,7 @@ def apply_overrides(cfg: Mapping[str, Any], overrides: Iterable[str]) -> Dict[st
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         dotted, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = _parse(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"cannot parse the value of override {item!r}: {exc}") from exc
         node = out

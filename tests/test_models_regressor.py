@@ -1,4 +1,5 @@
 """hmr.models heads and regressor: IEF loop, small-gain init, transformer head, factory, seeds, gradients."""
+import logging
 import math
 
 import numpy as np
@@ -178,15 +179,16 @@ def test_bbox_info_switch():
         with_bbox(img, torch.zeros(2, 4))
 
 
-def test_build_regressor_errors():
+def test_build_regressor_errors(caplog):
     with pytest.raises(ValueError, match="unknown model config key 'hiden'"):
         build_regressor({"hiden": 3}, 4, 9, init_pose_params=torch.zeros(4, 9))
     with pytest.raises(ValueError, match="unknown model.transformer keys"):
         resolve_model_config({"transformer": {"layers": 3}})
     with pytest.raises(ValueError, match="model.head must be one of"):
         resolve_model_config({"head": "mlp"})
-    with pytest.raises(ValueError, match="or encode"):
-        build_regressor(TINY, 4, 9)
+    with caplog.at_level(logging.WARNING, logger="hmr.models.regressor"):
+        assert torch.count_nonzero(build_regressor(TINY, 4, 9).init_pose_params) == 0
+    assert "starts from zeros" in caplog.text
     with pytest.raises(ValueError, match=r"\(4, 9\)"):
         build_regressor(TINY, 4, 9, init_pose_params=torch.zeros(4, 6))
     with pytest.raises(ValueError, match="NaN"):

@@ -118,15 +118,18 @@ def read_official_pickle(path: PathLike, name: str, num_betas: int = 10,
         posedirs=_posedirs_or_none(raw.get("posedirs")),
         source=str(path),
     )
+    num_verts = data.v_template.shape[0]
     if kind == "body":
-        data.keypoint_vertices = _smpl_keypoint_vertices()
+        # The public keypoint vertex ids belong to SMPL's 6,890-vertex topology.
+        data.keypoint_vertices = _smpl_keypoint_vertices() if num_verts == 6890 else {}
         if eval_regressor_path is not None and Path(eval_regressor_path).exists():
             data.eval_regressor = np.asarray(np.load(eval_regressor_path, allow_pickle=False), dtype=np.float64)
             if data.eval_regressor.shape != (17, data.v_template.shape[0]):
                 raise ValueError(f"{eval_regressor_path}: expected shape (17, {data.v_template.shape[0]}), "
                                  f"got {data.eval_regressor.shape}")
     else:
-        data.keypoint_vertices = dict(zip(HAND_TIP_NAMES, joint_sets.MANO_FINGERTIP_VERTICES))
+        data.keypoint_vertices = (dict(zip(HAND_TIP_NAMES, joint_sets.MANO_FINGERTIP_VERTICES))
+                                  if num_verts == 778 else {})
         if "hands_mean" in raw:
             data.hand_pose_mean = np.asarray(raw["hands_mean"], dtype=np.float64).reshape(-1, 3)
     return data.validate()

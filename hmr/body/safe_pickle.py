@@ -2,12 +2,14 @@
 
 The official files are Python-2 pickles of a dict holding numpy arrays, ``chumpy.ch.Ch`` objects (whose state
 keeps the array in ``x``) and ``scipy.sparse`` matrices. A pickle can name any importable callable, so this
-unpickler resolves only an allow-list: numpy's array/dtype reconstructors, ``copyreg._reconstructor`` with
-``object``, and *inert stand-ins* for chumpy and scipy.sparse classes that only store their pickled state.
+unpickler resolves only an allow-list: numpy's array/dtype reconstructors, ``copyreg._reconstructor``, plain containers
+(``object``, ``set``, ``list``, ...), and *inert stand-ins* for chumpy and scipy.sparse classes that only store their pickled state.
 Anything else (``os.system``, ``builtins.eval``, ...) raises :class:`UnsafePickleError`.
 """
 from __future__ import annotations
 
+import builtins
+import codecs
 import copyreg
 import io
 import os
@@ -50,8 +52,10 @@ _NUMPY_GLOBALS = {
 _BUILTIN_GLOBALS = {
     ("copy_reg", "_reconstructor"): copyreg._reconstructor,
     ("copyreg", "_reconstructor"): copyreg._reconstructor,
-    ("__builtin__", "object"): object,
-    ("builtins", "object"): object,
+    **{(module, name): getattr(builtins, name) for module in ("__builtin__", "builtins")
+       for name in ("object", "set", "frozenset", "list", "dict", "tuple")},  # plain containers (chumpy state)
+    # Python 3 writes array bytes in protocol-2 pickles as _codecs.encode(str, 'latin1'): text codecs only.
+    ("_codecs", "encode"): codecs.encode,
 }
 _STAND_IN_MODULES = ("chumpy", "scipy.sparse")
 

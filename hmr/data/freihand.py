@@ -4,7 +4,10 @@
 Keypoints are the 21 FreiHAND joints (wrist, thumb…pinky base→tip); 3D joints and vertices are centred on
 the wrist here. ``_mano.json`` rows hold [0:48] axis-angle relative to MANO's ``hands_mean``
 (flat_hand_mean=False), [48:58] betas: pass ``hands_mean`` (45,) to get absolute joint rotations; without
-it ``pose`` holds the file's relative rotations (the item's meaning is logged once).
+it ``pose`` holds the file's relative rotations (the item's meaning is logged once). The project's synthetic
+hand sets add ``<prefix>_extra.npz`` with ``rotmat`` (N, 16, 3, 3) absolute camera-frame rotations, used as
+``pose`` when present, and a ``validation_*`` prefix for their val split (FreiHAND itself has none: val reads
+``evaluation_*`` there).
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ FREIHAND_LAYOUT = """  <root>/training_K.json, training_xyz.json [, training_man
   <root>/training/rgb/%08d.jpg            (id = index + N_annotations * version, versions 0..3)
   <root>/evaluation_K.json, evaluation_xyz.json [, evaluation_mano.json, evaluation_verts.json]
   <root>/evaluation/rgb/%08d.jpg"""
-SPLIT_PREFIX = {"train": "training", "training": "training", "val": "evaluation", "test": "evaluation",
-                "evaluation": "evaluation"}
+SPLIT_PREFIX = {"train": "training", "training": "training", "val": "validation", "validation": "validation",
+                "test": "evaluation", "evaluation": "evaluation"}
 
 
 def _read_json_array(path: Path, trailing: tuple, dataset: str) -> np.ndarray:
@@ -40,7 +43,7 @@ def _read_json_array(path: Path, trailing: tuple, dataset: str) -> np.ndarray:
 
 
 class FreiHANDDataset(ImageDataset):
-    """FreiHAND training (all four image versions by default) or evaluation split."""
+    """FreiHAND training (by default every image version found on disk) or evaluation split."""
 
     kind = "hand"
     keypoint_set = "freihand21"
@@ -57,6 +60,8 @@ class FreiHANDDataset(ImageDataset):
             raise ValueError(f"{name}: unknown split {split!r}; use one of {sorted(SPLIT_PREFIX)}")
         root = check_file(Path(root), name, FREIHAND_LAYOUT)
         prefix = SPLIT_PREFIX[split]
+        if prefix == "validation" and not (root / "validation_K.json").is_file():
+            prefix = "evaluation"
         self.image_dir = check_file(root / prefix / "rgb", name, FREIHAND_LAYOUT)
         self.K = _read_json_array(check_file(root / f"{prefix}_K.json", name, FREIHAND_LAYOUT), (3, 3), name)
         self.xyz = _read_json_array(check_file(root / f"{prefix}_xyz.json", name, FREIHAND_LAYOUT), (21, 3), name)
@@ -68,12 +73,21 @@ class FreiHANDDataset(ImageDataset):
         mano_path = root / f"{prefix}_mano.json"
         self.mano = _read_json_array(mano_path, (1, 61), name)[:, 0] if mano_path.is_file() else None
         verts_path = root / f"{prefix}_verts.json"
-        load_vertices = (prefix == "evaluation") if load_vertices is None else load_vertices
+        load_vertices = (prefix != "training") if load_vertices is None else load_vertices
         self.verts = _read_json_array(verts_path, (778, 3), name) if load_vertices and verts_path.is_file() else None
-        for arr, what in ((self.mano, "mano"), (self.verts, "verts")):
+        extra_path = root / f"{prefix}_extra.npz"
+        self.rotmat = None
+        if extra_path.is_file():
+            with np.load(extra_path, allow_pickle=False) as extra:
+                self.rotmat = extra["rotmat"].astype(np.float64) if "rotmat" in extra.files else None
+        if self.rotmat is not None and self.rotmat.shape[1:] != (16, 3, 3):
+            raise ValueError(f"{name}: {extra_path} rotmat has shape {self.rotmat.shape}, expected (N, 16, 3, 3)")
+        for arr, what in ((self.mano, "mano"), (self.verts, "verts"), (self.rotmat, "extra.npz rotmat")):
             if arr is not None and len(arr) != n:
                 raise ValueError(f"{name}: {prefix}_{what}.json has {len(arr)} entries, expected {n}")
-        self.versions = tuple(versions) if versions is not None else ((0, 1, 2, 3) if prefix == "training" else (0,))
+        if versions is None:   # the image versions present (FreiHAND training has 4, other sets 1)
+            versions = tuple(v for v in range(4) if (self.image_dir / f"{n * v:08d}.jpg").is_file()) or (0,)
+        self.versions = tuple(int(v) for v in versions)
         if hands_mean is not None:
             hands_mean = np.asarray(hands_mean, dtype=np.float64).reshape(45)
         else:
@@ -100,12 +114,15 @@ class FreiHANDDataset(ImageDataset):
             if self.hands_mean is not None:
                 aa[1:] += self.hands_mean.reshape(15, 3)
             pose, betas = axis_angle_to_matrix_np(aa), self.mano[i, 48:58].astype(np.float64)
+        if self.rotmat is not None:
+            pose = self.rotmat[i]
         root = xyz[0]
         return Annotation(
             image_path=self.image_dir / f"{i + self.num_annotations * version:08d}.jpg",
             center=(lo + hi) / 2.0, scale=float(self.bbox_expand * max((hi - lo).max(), 1.0) / 200.0),
             keypoints_2d=np.concatenate([uv, np.ones((21, 1))], axis=1),
             joints_3d=np.concatenate([xyz - root, np.ones((21, 1))], axis=1),
-            pose=pose, betas=betas, has_pose=float(self.mano is not None), has_betas=float(self.mano is not None),
+            pose=pose, betas=betas, has_pose=float(self.mano is not None or self.rotmat is not None),
+            has_betas=float(self.mano is not None),
             has_3d=1.0, focal=float(0.5 * (K[0, 0] + K[1, 1])),
             vertices=None if self.verts is None else self.verts[i].astype(np.float64) - root)

@@ -19,8 +19,8 @@ from hmr.data.base import (GENDER_CODES, Annotation, DatasetOptions, EmptyDatase
 
 logger = logging.getLogger(__name__)
 
-SPIN_NPZ_LAYOUT = """  <npz file>  with keys imgname (N,), center (N,2), scale (N,) [+ part, S, pose|rotmat, shape, has_smpl,
-               openpose, gender, focal_l|K, img_size]
+SPIN_NPZ_LAYOUT = """  <npz file>  with keys imgname (N,), center (N,2), scale (N,)
+               [+ part, S, pose|rotmat, shape, has_smpl, openpose, gender, focal_l|K, img_size]
   <image root>/<imgname>  the images named in imgname"""
 
 _EXPECTED_TRAILING = {"center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,),

@@ -1,26 +1,26 @@
 """Evaluation: run the regressor over a dataset through the representation's inference mapping, build the
 predicted and ground-truth point sets the protocol names, and score them.
 
-``oracle=True`` feeds the ground-truth rotations, shape and (for meshes) camera through the same decode path:
-it must score 0, which catches joint-order, frame and unit bugs in the pipeline itself.
+Prediction sources: ``"model"`` (the regressor), ``"oracle"`` (ground-truth rotations and shape fed through the
+same decode path: must score 0, which catches joint-order, frame and unit bugs in the pipeline itself) and
+``"mean-pose"`` (the training set's mean pose and shape for every sample: the baseline a model must beat).
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from hmr import metrics
-from hmr.body.joint_sets import LSP14_FROM_H36M17, LSP14_FROM_SPIN24
 from hmr.engine.forward import OrthoSwitches, body_forward, decode_outputs, rotation_matrices
 from hmr.protocols import Protocol, get_protocol
 
 log = logging.getLogger(__name__)
+SOURCES = ("model", "oracle", "mean-pose")
 
 
 def _batches(dataset, batch_size: int, num_workers: int, max_samples: Optional[int]):
@@ -30,153 +30,196 @@ def _batches(dataset, batch_size: int, num_workers: int, max_samples: Optional[i
     return loader, len(dataset)
 
 
+class GroundTruthModels:
+    """GT body models by name, loaded once (gendered SMPL for 3DPW, with the protocol's fallback when the
+    gendered files are missing — the protocol then records the model actually used)."""
+
+    def __init__(self, protocol: Protocol, device: torch.device, default=None) -> None:
+        self.protocol, self.device, self.cache = protocol, device, {}
+        if default is not None:
+            self.cache[protocol.gt_body_model_for(-1)] = default
+
+    def get(self, gender: int):
+        import hmr.body
+        name = self.protocol.gt_body_model_for(gender)
+        if name not in self.cache:
+            try:
+                self.cache[name] = hmr.body.load(name).to(self.device)
+            except FileNotFoundError as exc:
+                fallback = self.protocol.gt_body_model_fallback
+                log.warning("GT body model %s unavailable (%s); using %s", name, exc, fallback)
+                self.protocol = self.protocol.with_gt_body_model(fallback, f"{name} missing")
+                self.cache[name] = self.cache.get(fallback) or hmr.body.load(fallback).to(self.device)
+        return self.cache[name]
+
+
+def _gt_mesh(gt_models: GroundTruthModels, batch: Mapping[str, torch.Tensor], input_set: str):
+    """GT vertices and keypoints (input_set) per sample, grouped by gender."""
+    pose, betas, gender = batch["pose"], batch["betas"], batch["gender"]
+    verts = joints = None
+    for g in gender.unique().tolist():
+        rows = gender == g
+        model = gt_models.get(int(g))
+        out = model(full_pose=pose[rows], betas=betas[rows, :model.num_betas])
+        kp = model.keypoints(out.vertices, out.joints, input_set)
+        if verts is None:
+            verts = out.vertices.new_zeros((len(pose),) + out.vertices.shape[1:])
+            joints = kp.new_zeros((len(pose),) + kp.shape[1:])
+        verts[rows], joints[rows] = out.vertices, kp
+    return verts, joints
+
+
 @torch.no_grad()
-def collect(model, representation, body_model, dataset, switches: OrthoSwitches, keypoint_set: str,
-            batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
-            oracle: bool = False, device: Optional[torch.device] = None) -> Dict[str, np.ndarray]:
-    """Predictions (inference mapping) and ground truth for every sample, as NumPy arrays keyed by name."""
-    device = device or next(body_model.buffers()).device
+def collect(model, representation, body_model, dataset, protocol: Protocol, switches: OrthoSwitches,
+            keypoint_set: str, batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
+            source: str = "model", gt_models: Optional[GroundTruthModels] = None,
+            fixed_pose: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Dict[str, np.ndarray]:
+    """Predictions (through the inference mapping) and ground truth for every sample, as NumPy arrays."""
+    device = next(body_model.buffers()).device
     if model is not None:
         model.eval()
+    gt_models = gt_models or GroundTruthModels(protocol, device)
     loader, total = _batches(dataset, batch_size, num_workers, max_samples)
     out: Dict[str, list] = {}
-    eval_set = "lsp14" if body_model.kind == "body" else "freihand21"
     for batch in tqdm(loader, total=len(loader), desc="eval", leave=False):
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        if oracle:
-            pred = _oracle_outputs(representation, body_model, batch, keypoint_set)
+        fields = {}
+        if source in ("oracle", "mean-pose"):
+            pred = _fixed_outputs(representation, body_model, batch, keypoint_set,
+                                  None if source == "oracle" else fixed_pose)
         else:
             raw = model(batch["img"], batch["bbox_info"])
             pred = decode_outputs(raw, representation, body_model, batch, switches, keypoint_set, "inference")
-            pred["train_vertices"] = body_forward(
+            fields["train_vertices"] = body_forward(
                 body_model, rotation_matrices(representation, raw["pose_params"], "train"), raw["betas"],
                 None, {})["vertices"]
-        pred["eval_joints"] = body_model.keypoints(pred["vertices"], pred["joints"], eval_set)
-        if body_model.kind == "body":
-            pred["pelvis"] = body_model.keypoints(pred["vertices"], pred["joints"], "h36m17")[:, :1]
-        fields = {
-            "pred_vertices": pred["vertices"], "pred_eval_joints": pred["eval_joints"],
-            "pred_keypoints_2d": pred["keypoints_2d"], "pred_rotmats": pred["rotmats"],
-            "pred_betas": pred["betas"], "pred_transl": pred["transl"],
-            "gt_pose": batch["pose"], "gt_betas": batch["betas"], "gt_joints_3d": batch["joints_3d"],
-            "gt_keypoints_2d": batch["keypoints_2d"], "has_pose": batch["has_pose"],
-            "has_betas": batch["has_betas"], "has_3d": batch["has_3d"], "gender": batch["gender"],
-            "index": batch["index"], "valid": batch["valid"],
-        }
-        if "pelvis" in pred:
-            fields["pred_pelvis"] = pred["pelvis"]
-        if "train_vertices" in pred:
-            fields["train_vertices"] = pred["train_vertices"]
-        if "vertices" in batch:
-            fields["gt_vertices"] = batch["vertices"]
-            fields["has_vertices"] = batch["has_vertices"]
+        fields.update({
+            "pred_vertices": pred["vertices"], "pred_rotmats": pred["rotmats"], "pred_betas": pred["betas"],
+            "pred_transl": pred["transl"], "pred_keypoints_2d": pred["keypoints_2d"],
+            "pred_joints": body_model.keypoints(pred["vertices"], pred["joints"], protocol.input_set),
+            "gt_keypoints_2d": batch["keypoints_2d"], "gender": batch["gender"], "index": batch["index"],
+            "focal": batch["focal"], "img_size": batch["img_size"],
+            "valid": batch["valid"],
+        })
+        if protocol.gt_from_mesh:
+            fields["gt_vertices"], fields["gt_joints"] = _gt_mesh(gt_models, batch, protocol.input_set)
+        else:
+            fields["gt_joints"] = batch["joints_3d"][..., :3]
+            if "vertices" in batch:
+                fields["gt_vertices"] = batch["vertices"]
         for key, value in fields.items():
             out.setdefault(key, []).append(value.detach().float().cpu().numpy())
+    if not out:
+        raise ValueError(f"{protocol.name}: the dataset has no samples to evaluate")
     result = {k: np.concatenate(v) for k, v in out.items()}
     log.info("evaluated %d samples", total)
     return result
 
 
-def _oracle_outputs(representation, body_model, batch: Mapping[str, torch.Tensor], keypoint_set: str):
-    """Ground truth pushed through the decode path: encode → inference mapping → body model."""
-    from hmr.geometry.camera import full_to_crop_camera
-    params = representation.encode(batch["pose"])
-    if "transl" in batch:
-        cam = full_to_crop_camera(batch["transl"], batch["center"], batch["scale"], batch["focal"],
-                                  batch["img_size"])
+def _fixed_outputs(representation, body_model, batch: Mapping[str, torch.Tensor], keypoint_set: str,
+                   fixed_pose: Optional[Tuple[torch.Tensor, torch.Tensor]]):
+    """Ground truth (``fixed_pose`` None) or one fixed (rotations, betas) for every sample, pushed through the
+    decode path: encode → inference mapping → body model. The camera is a placeholder: every protocol
+    centres or aligns before measuring."""
+    if fixed_pose is None:
+        rotations, betas = batch["pose"], batch["betas"][:, :body_model.num_betas]
     else:
-        cam = torch.tensor([1.0, 0.0, 0.0], device=params.device).expand(params.shape[0], 3)
-    raw = {"pose_params": params, "betas": batch["betas"], "cam": cam}
+        n = batch["pose"].shape[0]
+        rotations = fixed_pose[0].to(batch["pose"]).expand(n, -1, -1, -1)
+        betas = fixed_pose[1].to(batch["pose"]).expand(n, -1)
+    params = representation.encode(rotations)
+    cam = torch.tensor([1.0, 0.0, 0.0], device=params.device).expand(params.shape[0], 3)
+    raw = {"pose_params": params, "betas": betas, "cam": cam}
     return decode_outputs(raw, representation, body_model, batch, OrthoSwitches(), keypoint_set, "inference")
 
 
-def score(protocol: Protocol, data: Mapping[str, np.ndarray], gt_body_model=None) -> Dict[str, Any]:
-    """Metrics of the protocol (mm) and per-sample errors, from :func:`collect` output."""
+def mean_pose(dataset, max_items: int = 5000) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The mean-pose baseline from a dataset's annotations (no images read): per joint the chordal mean of the
+    GT rotations projected to SO(3) (special Procrustes), and the mean shape, over up to ``max_items`` samples."""
+    from hmr.rotations import special_procrustes
+    count = min(len(dataset), max_items)
+    if count == 0:
+        raise ValueError("cannot compute a mean pose from an empty dataset")
+    poses, betas = [], []
+    for i in range(count):
+        ann = dataset.annotation(i)
+        if ann.has_pose:
+            poses.append(np.asarray(ann.pose, dtype=np.float64))
+            betas.append(np.asarray(ann.betas, dtype=np.float64))
+    if not poses:
+        raise ValueError("the dataset has no pose annotations to average")
+    mean_rot = special_procrustes(torch.as_tensor(np.mean(poses, axis=0)))
+    return mean_rot.float(), torch.as_tensor(np.mean(betas, axis=0)).float()
+
+
+def score(protocol: Protocol, data: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """The protocol's metrics (means; mm) and per-sample errors from :func:`collect` output."""
     valid = data["valid"] > 0
-    per_sample: Dict[str, np.ndarray] = {}
-    if protocol.metric_family == "freihand":
-        has_v = data.get("has_vertices", np.zeros(len(valid))) > 0
-        use_vertices = bool(has_v[valid].all()) and valid.any()
-        errors = metrics.freihand_errors(
-            data["pred_eval_joints"][valid], data["gt_joints_3d"][valid][..., :3],
-            data["pred_vertices"][valid] if use_vertices else None,
-            data["gt_vertices"][valid] if use_vertices else None)
-        summary = metrics.summarize_freihand(errors)
-        summary["mpjpe_mm"] = 1000.0 * float(metrics.mpjpe(data["pred_eval_joints"][valid],
-                                                           data["gt_joints_3d"][valid][..., :3], root=0).mean())
-        per_sample = {k: v for k, v in errors.items() if v.ndim == 1}
-    else:
-        gt_joints, gt_vertices = ground_truth_body(protocol, data, gt_body_model)
-        pred = data["pred_eval_joints"] - data["pred_pelvis"]
-        gt = gt_joints
-        keep = valid
-        per_sample["mpjpe"] = metrics.mpjpe(pred[keep], gt[keep])
-        per_sample["pa_mpjpe"] = metrics.pa_mpjpe(pred[keep], gt[keep])
-        summary = {"mpjpe_mm": 1000.0 * float(per_sample["mpjpe"].mean()),
-                   "pa_mpjpe_mm": 1000.0 * float(per_sample["pa_mpjpe"].mean())}
-        if gt_vertices is not None:
-            pred_v = data["pred_vertices"] - data["pred_pelvis"]
-            per_sample["pve"] = metrics.pve(pred_v[keep], gt_vertices[keep])
-            summary["pve_mm"] = 1000.0 * float(per_sample["pve"].mean())
+    if not valid.any():
+        raise ValueError(f"{protocol.name}: no readable samples to score")
+    pick = lambda key: data[key][valid] if key in data else None  # noqa: E731
+    errors = protocol.evaluate(pick("pred_joints"), pick("gt_joints"), pick("pred_vertices"), pick("gt_vertices"))
+    summary = protocol.summarize(errors)
+    per_sample = {k: v for k, v in errors.items() if v.ndim == 1}
     if "train_vertices" in data:
-        gap = np.linalg.norm(data["train_vertices"][valid] - data["pred_vertices"][valid], axis=-1).mean(axis=-1)
+        # PRoM's train/inference gap: the mesh the losses saw vs the exported (projected) mesh.
+        gap = np.linalg.norm(pick("train_vertices") - pick("pred_vertices"), axis=-1).mean(axis=-1)
         per_sample["inference_gap_pve"] = gap
         summary["inference_gap_pve_mm"] = 1000.0 * float(gap.mean())
     return {"metrics": summary, "per_sample": per_sample, "count": int(valid.sum()),
-            "skipped": int((~valid).sum())}
-
-
-def ground_truth_body(protocol: Protocol, data: Mapping[str, np.ndarray], gt_body_model):
-    """Pelvis-centred GT LSP-14 joints (and vertices where the GT mesh is available) for body protocols."""
-    if protocol.gt_from_mesh:
-        if gt_body_model is None:
-            raise ValueError(f"protocol {protocol.name} needs a ground-truth body model")
-        device = next(gt_body_model.buffers()).device
-        pose = torch.as_tensor(data["gt_pose"], device=device)
-        betas = torch.as_tensor(data["gt_betas"], device=device)
-        verts_all, joints_all = [], []
-        with torch.no_grad():
-            for start in range(0, len(pose), 256):
-                models = gt_body_model if not isinstance(gt_body_model, Mapping) else None
-                out = (models or gt_body_model["neutral"])(full_pose=pose[start:start + 256],
-                                                          betas=betas[start:start + 256])
-                h36m = (models or gt_body_model["neutral"]).keypoints(out.vertices, out.joints, "h36m17")
-                pelvis = h36m[:, :1]
-                joints_all.append((h36m[:, list(LSP14_FROM_H36M17)] - pelvis).cpu().numpy())
-                verts_all.append((out.vertices - pelvis).cpu().numpy())
-        return np.concatenate(joints_all), np.concatenate(verts_all)
-    joints = data["gt_joints_3d"][:, list(LSP14_FROM_SPIN24), :3]
-    pelvis = data["gt_joints_3d"][:, [2, 3], :3].mean(axis=1, keepdims=True)
-    return joints - pelvis, None
+            "unreadable": int((~valid).sum())}
 
 
 def evaluate(model, representation, body_model, dataset, protocol: Protocol, switches: OrthoSwitches,
              keypoint_set: str, batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
-             oracle: bool = False, gt_body_model=None) -> Dict[str, Any]:
-    """Collect + score; returns ``metrics``, ``per_sample``, ``protocol``, counts and timing."""
+             source: str = "model", fixed_pose=None) -> Dict[str, Any]:
+    """Collect + score; returns ``metrics``, ``per_sample``, ``protocol`` (as used), counts, timing, ``raw``."""
+    if source not in SOURCES:
+        raise ValueError(f"prediction source must be one of {SOURCES}, got {source!r}")
+    if source == "model" and model is None:
+        raise ValueError("a trained model is required (or use the oracle / mean-pose sources)")
+    if source == "mean-pose" and fixed_pose is None:
+        raise ValueError("the mean-pose source needs fixed_pose = (rotations, betas); see mean_pose()")
     t0 = time.time()
-    data = collect(model, representation, body_model, dataset, switches, keypoint_set, batch_size,
-                   num_workers, max_samples, oracle)
-    result = score(protocol, data, gt_body_model if gt_body_model is not None else body_model)
-    result.update(protocol=protocol.to_dict(), seconds=round(time.time() - t0, 2), oracle=oracle)
+    device = next(body_model.buffers()).device
+    default_gt = body_model if protocol.gt_body_model_for(-1) == getattr(body_model, "name", None) else None
+    gt_models = GroundTruthModels(protocol, device, default=default_gt)
+    data = collect(model, representation, body_model, dataset, protocol, switches, keypoint_set, batch_size,
+                   num_workers, max_samples, source, gt_models, fixed_pose)
+    result = score(gt_models.protocol, data)
+    result.update(protocol=gt_models.protocol.to_dict(), seconds=round(time.time() - t0, 2), source=source,
+                  representation=representation.name, inference_mapping=switches.inference)
     result["raw"] = data
     return result
 
 
-def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation,
-                    max_samples: Optional[int] = None, oracle: bool = False) -> Dict[str, Any]:
-    """Evaluate on ``cfg.eval.dataset``/``split`` (used by the trainer and tools/eval.py)."""
+def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, dataset_name: Optional[str] = None,
+                    split: Optional[str] = None, max_samples: Optional[int] = None, source: str = "model",
+                    batch_size: Optional[int] = None, num_workers: Optional[int] = None) -> Dict[str, Any]:
+    """Evaluate on a registry dataset (default ``cfg.eval.dataset`` / ``split``) with its protocol."""
     from hmr.data import build_dataset
     from hmr.engine.builders import keypoint_settings
-    ecfg = cfg["eval"]
-    dataset = build_dataset(ecfg["dataset"], ecfg.get("split", "test"), cfg["data"])
-    protocol = get_protocol(ecfg["dataset"], ecfg.get("split", "test"))
+    ecfg = cfg.get("eval") or {}
+    dataset_name = dataset_name or ecfg.get("dataset")
+    split = split or ecfg.get("split", "test")
+    if not dataset_name:
+        raise ValueError("no evaluation dataset: give one (--dataset) or set eval.dataset in the config")
+    dataset = build_dataset(dataset_name, split, cfg.get("data"), augment=False)
+    protocol = get_protocol(dataset_name, split)
+    fixed_pose = None
+    if source == "mean-pose":
+        train_name = next(iter(cfg["data"]["train"])) if isinstance(cfg["data"]["train"], Mapping) \
+            else list(cfg["data"]["train"])[0]
+        fixed_pose = mean_pose(build_dataset(train_name, "train", cfg.get("data"), augment=False))
     keypoint_set, _ = keypoint_settings(cfg, body_model)
     was_training = model.training if model is not None else False
     result = evaluate(model, representation, body_model, dataset, protocol,
                       OrthoSwitches.from_config(cfg["representation"]), keypoint_set,
-                      batch_size=int(ecfg.get("batch_size", 32)), num_workers=int(ecfg.get("num_workers", 0)),
-                      max_samples=max_samples, oracle=oracle)
+                      batch_size=int(batch_size or ecfg.get("batch_size", 32)),
+                      num_workers=int(num_workers if num_workers is not None else ecfg.get("num_workers", 0)),
+                      max_samples=max_samples, source=source, fixed_pose=fixed_pose)
+    result["dataset"] = {"name": dataset_name, "split": split, "size": len(dataset),
+                         "unreadable_images": int(getattr(dataset, "skipped", 0))}
     if model is not None and was_training:
         model.train()
     return result

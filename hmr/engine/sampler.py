@@ -83,4 +83,6 @@ class SeededDataset(Dataset):
         random.seed(sample_seed)
         np.random.seed(sample_seed)
         torch.manual_seed(sample_seed)
+        if hasattr(self.base, "set_epoch"):  # mixtures walk through long datasets over epochs
+            self.base.set_epoch(epoch)
         return self.base[index]

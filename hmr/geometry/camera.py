@@ -26,7 +26,7 @@ def default_focal(height: Number, width: Number) -> Number:
 
 
 def camera_matrix(focal: torch.Tensor, img_size: torch.Tensor) -> torch.Tensor:
-    """Intrinsics (B, 3, 3) with focal ``focal`` (B,) and principal point at the centre of ``img_size`` (B, 2 = h, w)."""
+    """Intrinsics (B, 3, 3): focal ``focal`` (B,), principal point at the centre of ``img_size`` (B, 2 = h, w)."""
     focal = torch.as_tensor(focal)
     img_size = torch.as_tensor(img_size, dtype=focal.dtype)
     if img_size.shape[-1] != 2:

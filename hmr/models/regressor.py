@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
@@ -10,6 +11,8 @@ from torch import nn
 from hmr.models.backbone import build_backbone
 from hmr.models.cliff_head import CliffHead
 from hmr.models.transformer_head import TransformerHead
+
+logger = logging.getLogger(__name__)
 
 #: SPIN's mean weak-perspective crop camera (s, tx, ty) from smpl_mean_params.npz.
 DEFAULT_INIT_CAM = (0.9, 0.0, 0.0)
@@ -84,7 +87,7 @@ def build_regressor(model_cfg: Mapping[str, Any], num_joints: int, rep_dim: int,
 
     Mean initialisation: ``init_pose_params`` (J, dim) as given, or ``encode(R)`` of identity rotations
     ``R`` (J, 3, 3) whose joint 0 is ``init_global_orient`` (3, 3) when given (pass
-    ``representation.encode``). ``init_betas`` defaults to zeros, ``init_cam`` to :data:`DEFAULT_INIT_CAM`.
+    ``representation.encode``), else zeros. ``init_betas`` defaults to zeros, ``init_cam`` to :data:`DEFAULT_INIT_CAM`.
     """
     cfg = resolve_model_config(model_cfg)
     pose0 = mean_pose_params(num_joints, rep_dim, init_pose_params, encode, init_global_orient)
@@ -129,11 +132,13 @@ def resolve_model_config(model_cfg: Mapping[str, Any]) -> Dict[str, Any]:
 def mean_pose_params(num_joints: int, rep_dim: int, init_pose_params: Optional[torch.Tensor] = None,
                      encode: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                      init_global_orient: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The (J, dim) mean pose parameters: given directly, or encoded from identity rotations."""
+    """The (J, dim) mean pose parameters: given directly, encoded from identity rotations (joint 0 =
+    ``init_global_orient``), or zeros (logged) when neither is given (representations without ``encode``)."""
+    if init_pose_params is None and encode is None:
+        logger.warning("no init_pose_params and no encode: the pose estimate starts from zeros (%d, %d)",
+                       num_joints, rep_dim)
+        init_pose_params = torch.zeros(num_joints, rep_dim)
     if init_pose_params is None:
-        if encode is None:
-            raise ValueError("give init_pose_params (J, dim) or encode (e.g. representation.encode) to encode "
-                             "the identity mean pose")
         rotations = torch.eye(3).repeat(num_joints, 1, 1)
         if init_global_orient is not None:
             orient = torch.as_tensor(init_global_orient, dtype=torch.float32)

@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("newton", "svd")
 _MAX_NEWTON_STEPS = 20
-_NEWTON_TOL = 1e-13  # float64 max-abs step size at which the iteration has converged
+# Newton converges quadratically: after a step of max-abs size d the error is O(d^2), so d < 1e-7 leaves ~1e-14.
+_NEWTON_TOL = 1e-7
 _RANK_TOL = 1e-9  # |det M| / ||M||_F^3 below this: treat as rank deficient, use SVD
+_SCALED_STEPS = 5  # Newton steps with Frobenius scaling; later steps are unscaled (scaling ~ 1 there)
 _CHUNK = 8192  # matrices per chunk in the Newton forward
 
 
@@ -70,24 +72,43 @@ def _cofactor_planar(X: Tensor, select: Tensor) -> Tensor:
     return G[0:9] * G[9:18] - G[18:27] * G[27:36]
 
 
-def _polar_newton(M: Tensor) -> tuple[Tensor, Tensor]:
-    """Orthogonal polar factor of float64 matrices (N, 3, 3); returns (Q, converged mask (N,))."""
-    X = M.reshape(-1, 9).T.contiguous()
+def _polar_newton(X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Orthogonal polar factor of planar float64 matrices X (9, N).
+
+    Returns (Q (9, N), det(X) (N,), ok (N,)); ok is False where X is numerically rank deficient or the
+    iteration did not converge (those columns of Q are meaningless and must be recomputed).
+    """
     select = _COF_SELECT.to(device=X.device, dtype=X.dtype)
-    converged = torch.zeros(X.shape[1], dtype=torch.bool, device=M.device)
-    for step in range(_MAX_NEWTON_STEPS):
+    C = _cofactor_planar(X, select)
+    det0 = (X[0:3] * C[0:3]).sum(0)
+    norm0 = (X * X).sum(0).sqrt()
+    regular = det0.abs() > _RANK_TOL * norm0**3  # False for NaN too
+    identity = torch.tensor([1.0, 0, 0, 0, 1, 0, 0, 0, 1], dtype=X.dtype, device=X.device)[:, None]
+    if not bool(regular.all()):
+        X = torch.where(regular, X, identity)
         C = _cofactor_planar(X, select)
-        det = (X[0:3] * C[0:3]).sum(0)
-        # Frobenius scaling g = sqrt(||X^-1||_F / ||X||_F) with ||X^-1||_F = ||C||_F / |det|.
-        gamma = ((C * C).sum(0) / (X * X).sum(0)).sqrt().div(det.abs()).sqrt().nan_to_num(1.0, 1.0, 1.0)
-        X_next = torch.addcmul(X * (0.5 * gamma), C, 0.5 / (gamma * det))
+    det, norm_x = det0.where(regular, 1.0), norm0.where(regular, 3**0.5)
+    converged = torch.zeros_like(regular)
+    for step in range(_MAX_NEWTON_STEPS):
+        if step > 0:
+            C = _cofactor_planar(X, select)
+            det = (X[0:3] * C[0:3]).sum(0)
+        if step < _SCALED_STEPS:
+            # Frobenius scaling g = sqrt(||X^-1||_F / ||X||_F) with ||X^-1||_F = ||C||_F / |det|.
+            if step > 0:
+                norm_x = (X * X).sum(0).sqrt()
+            gamma = ((C * C).sum(0).sqrt() / (norm_x * det.abs())).sqrt()
+            X_next = torch.addcmul(X * (0.5 * gamma), C, 0.5 / (gamma * det))
+        else:
+            X_next = torch.addcmul(0.5 * X, C, 0.5 / det)
         if step >= 3:
             converged = (X_next - X).abs().amax(0) < _NEWTON_TOL
+            X = X_next
             if bool(converged.all()):
-                X = X_next
                 break
-        X = X_next
-    return X.T.reshape(-1, 3, 3), converged & torch.isfinite(X).all(0)
+        else:
+            X = X_next
+    return X, det0, regular & converged
 
 
 def _smallest_eigenvector_sym3(A: Tensor) -> Tensor:
@@ -144,26 +165,22 @@ def _procrustes_newton64(M64: Tensor) -> Tensor:
 
 
 def _procrustes_newton64_chunk(M64: Tensor) -> Tensor:
-    scale = torch.linalg.matrix_norm(M64)
-    det_m = det3(M64)
-    regular = torch.isfinite(det_m) & (det_m.abs() > _RANK_TOL * scale**3)
-    safe_M = torch.where(regular[..., None, None], M64, torch.eye(3, dtype=M64.dtype, device=M64.device))
-    Q, converged = _polar_newton(safe_M)
-    R = Q
-    negative = regular & (det_m < 0)
+    Qp, det_m, ok = _polar_newton(M64.reshape(-1, 9).T.contiguous())
+    R = Qp.T.reshape(-1, 3, 3)
+    negative = ok & (det_m < 0)
     if bool(negative.any()):
-        Qn, Mn = Q[negative], M64[negative]
-        H = Qn.transpose(-1, -2) @ Mn
+        Qn = R[negative]
+        H = Qn.transpose(-1, -2) @ M64[negative]
         v3 = _smallest_eigenvector_sym3(0.5 * (H + H.transpose(-1, -2)))
         Qv = (Qn @ v3[..., None]).squeeze(-1)
         R = R.clone()
         R[negative] = Qn - 2 * Qv[..., :, None] * v3[..., None, :]
-    fallback = ~(regular & converged)
-    if bool(fallback.any()):
-        if not bool(torch.isfinite(M64[fallback]).all()):
+    if not bool(ok.all()):
+        bad = M64[~ok]
+        if not bool(torch.isfinite(bad).all()):
             raise ValueError("special_procrustes: input contains NaN or Inf")
         R = R.clone()
-        R[fallback] = _procrustes_svd64(M64[fallback])
+        R[~ok] = _procrustes_svd64(bad)
     return R
 
 

