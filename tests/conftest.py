@@ -14,3 +14,25 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_root(tmp_path_factory):
+    """Tiny rendered body and hand sets (SPIN npz / FreiHAND layout), shared by the end-to-end tests."""
+    from hmr.data.synthetic import SetSpec, generate_set
+
+    root = tmp_path_factory.mktemp("synthetic")
+    body = SetSpec.from_config("body", {"name": "body_quick", "splits": {"train": 24, "val": 4, "test": 8},
+                                        "image_sizes": [[96, 96], [96, 128]], "shard_size": 12}, seed=1)
+    hand = SetSpec.from_config("hand", {"name": "hand_quick", "splits": {"train": 24, "val": 4, "test": 8},
+                                        "image_sizes": [[96, 96]], "shard_size": 12}, seed=1)
+    for spec in (body, hand):
+        generate_set(spec, root=str(root), workers=1, progress=False, contact_sheet=False)
+    return root
+
+
+TINY_TRAIN_OVERRIDES = [
+    "model.backbone=resnet_tiny", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
+    "train.batch_size=4", "train.num_workers=0", "train.tensorboard=false", "train.log_every=1",
+    "eval.batch_size=8", "eval.num_workers=0",
+]

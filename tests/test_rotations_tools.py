@@ -34,8 +34,26 @@ def test_bench_rotations_cli_tiny(tmp_path):
     assert "| prom |" in (tmp_path / "bench_rotations.md").read_text()
 
 
-def test_cli_errors(tmp_path):
-    proc = run("tools/bench_rotations.py", "--representations", "rotor", "--out", str(tmp_path))
-    assert proc.returncode != 0 and "unknown representations" in proc.stderr
-    proc = run("tools/analyze_gradients.py", "--out", str(tmp_path), "--n", "3")
-    assert proc.returncode != 0 and "--n" in proc.stderr
+def run_in_process(script: str, argv: list[str], capsys) -> tuple[int, str]:
+    """Error paths in-process (no interpreter start-up): returns (exit code, stderr)."""
+    import runpy
+
+    old = sys.argv
+    sys.argv = [script, *argv]
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
+
+
+def test_cli_errors(tmp_path, capsys):
+    code, err = run_in_process("tools/bench_rotations.py", ["--representations", "rotor", "--out", str(tmp_path)],
+                               capsys)
+    assert code != 0 and "unknown representations" in err
+    code, err = run_in_process("tools/analyze_gradients.py", ["--out", str(tmp_path), "--n", "3"], capsys)
+    assert code != 0 and "--n" in err
+    assert not (tmp_path / "gradients.json").exists()

@@ -230,17 +230,26 @@ def _run_cli(*args):
                           capture_output=True, text=True, cwd=str(REPO), timeout=300)
 
 
-def test_cli_with_two_workers_matches_the_library(tmp_path, body_set):
+def _check_cli(tmp_path, body_set, workers):
     overrides = ["body.name=b"] + [f"body.{o}" for o in TINY_OVERRIDES["body"]]
-    proc = _run_cli("--root", str(tmp_path), "--kind", "body", "--workers", "2", "--seed", "0", "--no-progress",
-                    *overrides)
+    proc = _run_cli("--root", str(tmp_path), "--kind", "body", "--workers", str(workers), "--seed", "0",
+                    "--no-progress", *overrides)
     assert proc.returncode == 0, proc.stderr
-    assert "body set" in proc.stdout and "2 workers" in proc.stdout
+    assert "body set" in proc.stdout and f"{workers} workers" in proc.stdout
     for split in ("train", "val", "test"):
         with np.load(tmp_path / "b" / f"{split}.npz") as a, np.load(body_set[0] / f"{split}.npz") as b:
             for key in a.files:
                 assert np.array_equal(a[key], b[key]), (split, key)
     assert (tmp_path / "b" / "contact_sheet.png").is_file()
+
+
+def test_cli_matches_the_library(tmp_path, body_set):
+    _check_cli(tmp_path, body_set, workers=1)
+
+
+@pytest.mark.slow
+def test_cli_with_two_workers_matches_the_library(tmp_path, body_set):
+    _check_cli(tmp_path, body_set, workers=2)  # worker processes: same annotations as one process
 
 
 def test_cli_reports_bad_configuration(tmp_path):

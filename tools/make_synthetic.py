@@ -4,6 +4,7 @@
 Examples:
   python tools/make_synthetic.py --config configs/synthetic/quick.yaml
   python tools/make_synthetic.py --kind hand --workers 2 hand.splits.train=500 hand.name=hand_small
+  python tools/make_synthetic.py --config configs/synthetic/default.yaml --root /data/synthetic
 An interrupted run continues where it stopped when started again with the same settings.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hmr.data.synthetic import SetSpec, generate_set  # noqa: E402
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(REPO / "configs/synthetic/quick.yaml"), help="YAML preset")
-    parser.add_argument("--kind", nargs="+", choices=("body", "hand"), default=["body", "hand"])
+    parser.add_argument("--kind", choices=("body", "hand", "both"), default="both", help="which set(s) to make")
     parser.add_argument("--root", help="output root (default: the config's root, data/synthetic)")
     parser.add_argument("--workers", type=int, help="worker processes (default: the config's)")
     parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
@@ -38,10 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    kinds = ["body", "hand"] if args.kind == "both" else [args.kind]
     try:
         cfg = load_config(args.config, args.overrides)
         seed = int(args.seed if args.seed is not None else cfg.get("seed", 0))
-        specs = [SetSpec.from_config(kind, cfg[kind].to_dict(), seed=seed) for kind in args.kind]
+        specs = [SetSpec.from_config(kind, cfg[kind].to_dict(), seed=seed) for kind in kinds]
     except (ConfigError, KeyError, ValueError, TypeError) as err:
         print(f"error: bad configuration: {err}", file=sys.stderr)
         return 2

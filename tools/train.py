@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hmr.config import ConfigError, load_config
+from hmr.engine.checkpoint import CheckpointError
 from hmr.engine.trainer import Trainer, TrainingDiverged
 from hmr.utils.logging import setup_logging
 
@@ -32,6 +33,9 @@ def main(argv=None) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except (CheckpointError, ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if summary.get("eval"):
         print("final evaluation:", ", ".join(f"{k}={v:.2f}" for k, v in summary["eval"].items()))
     print(f"steps: {summary['steps']} (skipped {summary['skipped_steps']}), {summary['seconds']} s")

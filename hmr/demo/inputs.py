@@ -1,0 +1,103 @@
+"""Demo inputs: one image, a folder of images, or a video file, read as RGB frames.
+
+Unreadable images (and videos that cannot be opened) are reported through :class:`Frame` records with
+``image=None`` and an ``error`` message, so the caller can list them and go on.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+import cv2
+import numpy as np
+
+from hmr.data.image import ImageReadError, read_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
+
+
+class DemoInputError(ValueError):
+    """The demo input path does not exist or holds nothing the demo can read."""
+
+
+@dataclass
+class Source:
+    """One input: ``kind`` is ``"image"`` or ``"video"``."""
+
+    path: Path
+    kind: str
+
+
+@dataclass
+class Frame:
+    """One RGB frame (``image`` None when unreadable, with ``error`` saying why). ``name`` is unique within a
+    run and used for output file names; ``index`` is the frame number (0 for images)."""
+
+    source: Source
+    name: str
+    index: int
+    image: Optional[np.ndarray]
+    error: Optional[str] = None
+    fps: Optional[float] = None
+
+
+def discover(path: Union[str, Path]) -> List[Source]:
+    """The sources under ``path``: the file itself, or a folder's images and videos (sorted, not recursive)."""
+    path = Path(path)
+    if not path.exists():
+        raise DemoInputError(f"input not found: {path} (expected an image, a video or a folder of images)")
+    if path.is_file():
+        return [Source(path, "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image")]
+    sources = [Source(p, "image" if p.suffix.lower() in IMAGE_SUFFIXES else "video")
+               for p in sorted(path.iterdir())
+               if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+    if not sources:
+        raise DemoInputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) or videos ({', '.join(VIDEO_SUFFIXES)}) "
+                             f"in folder {path}")
+    return sources
+
+
+def read_frames(source: Source, stem: Optional[str] = None, stride: int = 1,
+                max_frames: Optional[int] = None) -> Iterator[Frame]:
+    """Frames of one source named after ``stem`` (default: the file stem); every ``stride``-th video frame,
+    at most ``max_frames`` of them."""
+    stem = stem or source.path.stem
+    if source.kind == "image":
+        try:
+            yield Frame(source, stem, 0, read_image(source.path))
+        except ImageReadError as exc:
+            yield Frame(source, stem, 0, None, str(exc))
+        return
+    if stride < 1:
+        raise ValueError(f"frame stride must be ≥ 1, got {stride}")
+    capture = cv2.VideoCapture(str(source.path))
+    try:
+        if not capture.isOpened():
+            yield Frame(source, stem, 0, None, f"cannot open video: {source.path}")
+            return
+        fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
+        index = emitted = 0
+        while max_frames is None or emitted < max_frames:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            if index % stride == 0:
+                yield Frame(source, f"{stem}_{index:06d}", index,
+                            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), fps=fps / stride)
+                emitted += 1
+            index += 1
+        if index == 0:
+            yield Frame(source, stem, 0, None, f"video has no readable frames: {source.path}")
+    finally:
+        capture.release()
+
+
+def unique_names(sources: List[Source]) -> List[str]:
+    """Output stems for the sources: the file stem, with the suffix added where two stems collide."""
+    stems = [s.path.stem for s in sources]
+    return [s.path.stem if stems.count(s.path.stem) == 1 else s.path.name.replace(".", "_") for s in sources]
