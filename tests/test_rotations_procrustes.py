@@ -54,14 +54,19 @@ def test_det_negative_policy_flips_smallest_direction():
     assert torch.allclose(special_procrustes(M), torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64)))
 
 
-def test_rank_deficient_and_orthogonal_inputs():
-    M = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.float64)
-    assert torch.allclose(special_procrustes(M), torch.eye(3, dtype=torch.float64))
-    rank1 = torch.outer(torch.tensor([1.0, 2, 3]), torch.tensor([0.5, -1, 2])).double()
-    R = special_procrustes(rank1)
-    assert torch.isfinite(R).all() and torch.allclose(R.T @ R, torch.eye(3, dtype=torch.float64), atol=1e-9)
-    reflection = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
-    assert torch.allclose(torch.linalg.det(special_procrustes(reflection)), torch.tensor(1.0, dtype=torch.float64))
+@pytest.mark.parametrize("method", ["newton", "svd"])
+def test_rank_deficient_and_orthogonal_inputs(method):
+    """Special rows inside a batch large enough for the Newton path (its SVD fallback is exercised)."""
+    M = torch.randn(300, 3, 3, dtype=torch.float64)
+    M[0] = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.float64)
+    M[1] = torch.outer(torch.tensor([1.0, 2, 3]), torch.tensor([0.5, -1, 2])).double()
+    M[2] = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    R = special_procrustes(M, method=method)
+    eye = torch.eye(3, dtype=torch.float64)
+    assert torch.allclose(R[0], eye)
+    assert torch.isfinite(R).all() and torch.allclose(R.transpose(-1, -2) @ R, eye.expand(300, 3, 3), atol=1e-9)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(300, dtype=torch.float64))
+    assert torch.allclose(R[3:], torch.from_numpy(numpy_special_procrustes(M[3:].numpy())))
 
 
 @pytest.mark.parametrize("diag", [(1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (1.0, 1.0, 0.999)])
@@ -96,6 +101,8 @@ def test_batch_shapes_chunking_and_errors():
         special_procrustes(torch.randn(4, 9))
     with pytest.raises(ValueError, match="NaN"):
         special_procrustes(torch.full((2, 3, 3), float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        special_procrustes(torch.randn(400, 3, 3).index_fill(0, torch.tensor([7]), float("inf")))
     with pytest.raises(ValueError, match="method"):
         special_procrustes(torch.randn(3, 3), method="qr")
     with pytest.raises(TypeError):

@@ -104,3 +104,25 @@ def test_eval_rejects_checkpoint_for_another_model(tiny_synthetic_root, tmp_path
                     out / "checkpoints/last.pt", "--out", tmp_path / "r.json",
                     f"data.root={tiny_synthetic_root}", check=False)
     assert proc.returncode == 2 and "trained for body model" in proc.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tiny_synthetic_root, tmp_path):
+    """DDP (gloo, 2 ranks x 4) consumes the same global batches as one process x 8: loss curves agree up to
+    BatchNorm statistics being computed per rank."""
+    import csv
+    common = overrides(tiny_synthetic_root, "train.steps=6", "train.batch_size=8", "train.final_eval=false")
+    run_tool("tools/train.py", "--config", "configs/body_cpu.yaml", "--out", tmp_path / "one", *common)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "tools/train.py", "--config",
+                           "configs/body_cpu.yaml", "--out", str(tmp_path / "two"), *map(str, common)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    curves = []
+    for name in ("one", "two"):
+        with open(tmp_path / name / "log.csv") as handle:
+            curves.append([float(row["loss"]) for row in csv.DictReader(handle)])
+    assert len(curves[0]) == len(curves[1]) == 6
+    for a, b in zip(*curves):
+        assert abs(a - b) / a < 0.15, curves

@@ -3,14 +3,16 @@
 Each repeat runs every variant once in turn (ours, smplx, ours, smplx, ...), so machine noise hits both alike;
 the reported time is the median over repeats and the ratio is smplx / ours (> 1: ours is faster).
 Peak memory: ``torch.cuda.max_memory_allocated`` on GPU; on CPU the peak of the live-bytes timeline recorded by
-the torch profiler (allocations made by torch operators during one call).
+the torch profiler during one call (bytes allocated by torch operators, counted at the operator's start).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, Iterator, List, Sequence
 
 import numpy as np
 import torch
@@ -90,11 +92,25 @@ def peak_memory_mb(call: Callable[[], None], device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         call()
-    events = sorted((e for e in prof.events() if e.name == "[memory]"), key=lambda e: e.time_range.start)
-    live = np.cumsum([e.cpu_memory_usage for e in events]) if events else np.zeros(1)
-    return float(max(live.max(), 0)) / 2 ** 20
+    # Allocations inside an operator are its "self" memory; frees outside operators are "[memory]" events.
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    deltas = [e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage for e in events]
+    return float(max(np.cumsum(deltas).max(), 0)) / 2 ** 20 if deltas else 0.0
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the profiler's C++ start/stop lines (written straight to file descriptor 2)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def run_benchmark(models: Sequence[str] = ("open-smpl", "open-mano-right"), batches: Sequence[int] = (1, 64, 512),

@@ -9,7 +9,7 @@ unorthogonalized "pseudo rotation matrix" (PRoM) is differentiated exactly as it
 - the kinematic chain is evaluated one depth level at a time (9 batched products for SMPL, 4 for MANO)
   instead of one joint at a time;
 - the pose-corrective product is skipped when a model has no pose blend shapes (the open models);
-- skinning blends (3 x 4) transforms with one GEMM and applies them with broadcast products.
+- skinning blends (3 x 4) transforms with one GEMM and applies them with one batched (3 x 4)(4 x 1) product.
 """
 from __future__ import annotations
 
@@ -51,9 +51,8 @@ def shape_blend(template: torch.Tensor, shapedirs_flat: torch.Tensor, betas: Opt
     """``template + betas @ shapedirs``: template (N, 3), shapedirs_flat (L, N*3), betas (B, l <= L) -> (B, N, 3)."""
     if betas is None:
         return template.unsqueeze(0)
-    num = betas.shape[1]
-    offsets = betas @ shapedirs_flat[:num]
-    return template.unsqueeze(0) + offsets.view(betas.shape[0], -1, 3)
+    flat = torch.addmm(template.reshape(1, -1), betas, shapedirs_flat[: betas.shape[1]])
+    return flat.view(betas.shape[0], -1, 3)
 
 
 def rigid_transforms(
@@ -90,8 +89,10 @@ def rigid_transforms(
 def skin(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """Blend per-joint (3 x 4) transforms with weights (V, J) and apply them to vertices (B, V, 3)."""
     batch, num_joints = transforms.shape[:2]
-    blended = torch.matmul(weights, transforms.reshape(batch, num_joints, 12)).view(batch, -1, 3, 4)
-    return (blended[..., :3] * vertices.unsqueeze(-2)).sum(-1) + blended[..., 3]
+    num_verts = vertices.shape[1]
+    blended = torch.matmul(weights, transforms.reshape(batch, num_joints, 12)).view(batch * num_verts, 3, 4)
+    homogeneous = torch.cat([vertices, vertices.new_ones(batch, num_verts, 1)], dim=-1).view(-1, 4, 1)
+    return torch.bmm(blended, homogeneous).view(batch, num_verts, 3)
 
 
 def pose_feature(rotations: torch.Tensor) -> torch.Tensor:

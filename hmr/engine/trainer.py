@@ -167,7 +167,11 @@ class Trainer:
             grad_norm = torch.tensor(float("nan"))
         # Every rank must agree on skipping, or DDP would desynchronise.
         finite = bool(all_reduce_mean(finite.float().reshape(1), self.dist).item() == 1.0)
-        record = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **losses.summarize(terms)}
+        logged = {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
+        if self.dist.enabled:  # log global-batch means, comparable with a single-process run
+            stacked = all_reduce_mean(torch.stack([v.float() for v in logged.values()]), self.dist)
+            logged = dict(zip(logged, stacked))
+        record = {"grad_norm": float(grad_norm), **{k: float(v) for k, v in logged.items()}}
         if finite:
             self.optimizer.step()
             self.consecutive_bad = 0

@@ -36,7 +36,7 @@ class RecoveryPreset:
 
 PRESETS = {
     # Fits all representations in <= 10 min on a 2-core CPU: larger batch and lr than the paper, cosine decay.
-    "quick": RecoveryPreset(iterations=8000, batch_size=256, lr=1e-3, lr_final=1e-5, lr_step=None,
+    "quick": RecoveryPreset(iterations=6000, batch_size=256, lr=1e-3, lr_final=1e-5, lr_step=None,
                             test_size=100_000),
     # Zhou et al. 2019 schedule: batch 64, Adam 1e-5, 500k iterations; their code lowers lr to 1e-6 at 10k.
     "paper": RecoveryPreset(iterations=500_000, batch_size=64, lr=1e-5, lr_final=1e-6, lr_step=10_000,

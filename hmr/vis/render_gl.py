@@ -143,7 +143,7 @@ def rasterize(scene: Scene, width: int, height: int) -> Tuple[np.ndarray, np.nda
     ctx.disable(moderngl.CULL_FACE)
     _state["vao"].render(moderngl.TRIANGLES, vertices=scene.faces.size)
 
-    color = np.frombuffer(fbo.read(components=3, attachment=0), np.uint8).reshape(height, width, 3)
+    color = np.frombuffer(fbo.read(components=4, attachment=0), np.uint8).reshape(height, width, 4)[..., :3]
     dl = np.frombuffer(fbo.read(components=2, attachment=1, dtype="f4"), np.float32).reshape(height, width, 2)
     labels = (np.rint(dl[..., 1]) - 1).astype(np.int16)
     depth = np.where(labels >= 0, dl[..., 0], 0.0).astype(np.float32)

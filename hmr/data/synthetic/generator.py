@@ -8,6 +8,7 @@ with different settings into the same folder is refused instead of mixing two se
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -143,11 +144,31 @@ def _sampler(spec: SetSpec):
     return _WORKER["sampler"]
 
 
+# Worker processes run one thread each: OpenBLAS/OpenMP/llvmpipe thread pools fighting over two cores made
+# small numpy products ~40x slower. Spawned children read these at start-up (before numpy is imported).
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                     "LP_NUM_THREADS": "1"}
+
+
 def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
-    os.environ.setdefault("LP_NUM_THREADS", "1")  # one llvmpipe thread per worker process
+
+
+@contextlib.contextmanager
+def _child_environment(env: Mapping[str, str]):
+    """Temporarily set environment variables (inherited by processes spawned inside the block)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_shard(spec: SetSpec, set_dir: Path, task: ShardTask) -> Tuple[ShardTask, float]:
@@ -203,7 +224,8 @@ def generate_set(spec: SetSpec, root: str = DEFAULT_ROOT, workers: int = 1, over
         results = (run_shard(spec, set_dir, t) for t in todo)
         pool = None
     else:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
+        with _child_environment(SINGLE_THREAD_ENV):
+            pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
         results = pool.imap_unordered(_run_shard_star, [(spec, set_dir, t) for t in todo])
     try:
         for task, seconds in results:

@@ -56,6 +56,24 @@ def projected_box(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.concatenate([uv.min(0), uv.max(0)])
 
 
+def _fibonacci_directions(n: int) -> np.ndarray:
+    i = np.arange(n) + 0.5
+    polar = np.arccos(1 - 2 * i / n)
+    azimuth = np.pi * (1 + 5 ** 0.5) * i
+    return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
+
+
+_DIRECTIONS = _fibonacci_directions(96)
+
+
+def extreme_points(points: np.ndarray) -> np.ndarray:
+    """The points that are farthest along 96 evenly spread directions: a cheap superset of most convex-hull
+    vertices. Projected boxes (whose extremes lie on the hull) computed from them are within a fraction of a
+    pixel of the full set's, at a fraction of the cost."""
+    idx = np.unique(np.argmax(_DIRECTIONS @ points.T, axis=1))  # (96, V): row-wise argmax is fast
+    return points[idx]
+
+
 @dataclass(frozen=True)
 class Framing:
     """Where a mesh lands in the frame: the translation applied to it, the fill and whether it is cut."""
@@ -72,6 +90,7 @@ def frame_mesh(points: np.ndarray, K: np.ndarray, width: int, height: int, fill:
     border by up to ``max_cut`` of its size. Returns the translation to add to the mesh."""
     if not 0.0 < fill <= 1.5:
         raise ValueError(f"fill must be in (0, 1.5], got {fill}")
+    points = extreme_points(np.asarray(points, np.float64))
     center = 0.5 * (points.min(0) + points.max(0))
     extent = points.max(0) - points.min(0)
     focal = K[0, 0]

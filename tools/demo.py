@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Run a trained checkpoint on an image, a folder of images or a video: meshes, parameters and overlays.
+
+    python tools/demo.py --checkpoint CKPT --input photo.jpg [--out demo_out]
+    python tools/demo.py --checkpoint CKPT --input frames/ --detections dets.json
+    python tools/demo.py --checkpoint CKPT --input clip.mp4 --bbox 100,40,200,420
+    python tools/demo.py --checkpoint HAND_CKPT --input hand.jpg --bbox 50,60,120,120 --hand left
+
+Boxes: --bbox (repeatable), else --detections (COCO-style boxes or body/hand keypoints per image), else
+--detector (auto: OpenCV HOG where available, else faces extended to people; none; a local ultralytics model
+file; module:function plug-in). A frame without a box is reported and the whole image is used (unless
+--skip-undetected). Focal length: --focal, else EXIF, else sqrt(w^2 + h^2).
+Writes <out>/<name>/overlay.png and personNN.{obj,ply,npz} per image, overlay.mp4 and params.npz per video,
+and <out>/summary.json. Nothing is downloaded.
+"""
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from hmr.demo import DemoModel, DemoOptions, parse_bbox, run_demo
+from hmr.demo.detection_file import DetectionFileError
+from hmr.demo.detectors import DetectorError
+from hmr.demo.inputs import DemoInputError
+from hmr.demo.runner import DemoError
+from hmr.engine.checkpoint import CheckpointError
+from hmr.utils.logging import setup_logging
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="trained checkpoint (.pt)")
+    parser.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
+    parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    parser.add_argument("--bbox", action="append", default=[], metavar="X,Y,W,H",
+                        help="tight person/hand box in pixels (repeat for several people)")
+    parser.add_argument("--detections", help="detections JSON (or a folder of OpenPose JSON files)")
+    parser.add_argument("--detector", default="auto",
+                        help="auto | hog | face | none | local model file | module:function (default: auto)")
+    parser.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else sqrt(w²+h²))")
+    parser.add_argument("--hand", choices=["left", "right"], help="side of hands without a side in the boxes")
+    parser.add_argument("--batch-size", type=int, default=8, help="crops per forward pass (default: 8)")
+    parser.add_argument("--max-people", type=int, help="keep the N highest-scoring boxes per frame")
+    parser.add_argument("--bbox-expand", type=float, help="crop side / tight box side (default: body 1.2, hand 1.5)")
+    parser.add_argument("--no-side-view", action="store_true", help="overlay without the side view")
+    parser.add_argument("--no-meshes", action="store_true", help="skip .obj/.ply files")
+    parser.add_argument("--video-meshes", action="store_true", help="also write .obj/.ply for every video frame")
+    parser.add_argument("--skip-undetected", action="store_true",
+                        help="skip frames without a box instead of using the whole image")
+    parser.add_argument("--frame-stride", type=int, default=1, help="use every N-th video frame")
+    parser.add_argument("--max-frames", type=int, help="at most N frames per video")
+    parser.add_argument("--body-model", help="refuse a checkpoint trained for another body model")
+    parser.add_argument("--representation", help="refuse a checkpoint trained with another representation")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    return parser.parse_args(argv)
+
+
+def print_written(paths, out: Path, limit: int = 20) -> None:
+    """One line per output folder: the files written there."""
+    groups = defaultdict(list)
+    for path in paths:
+        groups[path.parent].append(path.name)
+    print(f"wrote {len(paths)} files under {out}:")
+    for i, (folder, names) in enumerate(groups.items()):
+        if i == limit:
+            print(f"  ... and {len(groups) - limit} more folders")
+            break
+        print(f"  {folder}/: {', '.join(names)}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging("WARNING" if args.quiet else "INFO")
+    try:
+        options = DemoOptions(
+            out=Path(args.out), bboxes=[parse_bbox(b) for b in args.bbox],
+            detections=Path(args.detections) if args.detections else None, detector=args.detector,
+            focal=args.focal, hand=args.hand, batch_size=args.batch_size, max_people=args.max_people,
+            side_view=not args.no_side_view, bbox_expand=args.bbox_expand,
+            fallback_whole_image=not args.skip_undetected, meshes=not args.no_meshes,
+            video_meshes=args.video_meshes, frame_stride=args.frame_stride, max_frames=args.max_frames,
+            progress=not args.quiet)
+        model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation)
+        report = run_demo(model, Path(args.input), options)
+    except (CheckpointError, DemoError, DemoInputError, DetectionFileError, DetectorError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {model.checkpoint} | body model {model.name} | representation "
+          f"{model.representation_name} (inference mapping: {model.switches.inference})")
+    people = sum(len(f.get("people", [])) for f in report.frames)
+    print(f"frames: {len(report.frames)} processed, {len(report.skipped)} unreadable, "
+          f"{len(report.no_detection)} without detection | people: {people}")
+    for item in report.skipped:
+        print(f"  skipped {item['input']}: {item['error']}")
+    for frame in report.frames:
+        if "note" in frame:
+            print(f"  {frame['name']}: {frame['note']}")
+    print_written(report.written, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

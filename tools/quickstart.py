@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""The main job on the embedded default: open body/hand models + rendered synthetic data, on the CPU.
+
+    python tools/quickstart.py [--out outputs/quickstart] [--steps-body N] [--steps-hand N] [--skip-data]
+
+1. renders the quick synthetic sets (data/synthetic/body_quick, hand_quick; reused when already complete),
+2. trains the CPU presets (configs/body_cpu.yaml, configs/hand_cpu.yaml; PRoM),
+3. evaluates each on its synthetic test split, next to the mean-pose baseline,
+4. runs the demo on a few synthetic test images,
+5. prints the metrics and lists every file it wrote.
+Each step is one of the project's own command-line tools; the exact commands are printed as they run.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cmd, log):
+    """Run one tool, echo the command, stream its output to a log file, fail loudly."""
+    printable = " ".join(str(c) for c in cmd)
+    print(f"\n$ {printable}", flush=True)
+    start = time.time()
+    with open(log, "w") as handle:
+        proc = subprocess.run([sys.executable, *map(str, cmd)], cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        print(Path(log).read_text()[-4000:])
+        raise SystemExit(f"quickstart: step failed ({printable}); full log: {log}")
+    lines = [ln for ln in Path(log).read_text().splitlines() if ln.strip() and "\r" not in ln]
+    for line in lines[-8:]:
+        if " INFO " not in line:
+            print(f"  {line}")
+    print(f"  ({time.time() - start:.0f} s)", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="outputs/quickstart")
+    parser.add_argument("--data-root", default="data/synthetic")
+    parser.add_argument("--steps-body", type=int, default=None, help="override configs/body_cpu.yaml train.steps")
+    parser.add_argument("--steps-hand", type=int, default=None, help="override configs/hand_cpu.yaml train.steps")
+    parser.add_argument("--skip-data", action="store_true", help="use the existing synthetic sets as they are")
+    parser.add_argument("--demo-images", type=int, default=3)
+    args = parser.parse_args(argv)
+    out = (REPO / args.out).resolve()
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+
+    if not args.skip_data:
+        run(["tools/make_synthetic.py", "--config", "configs/synthetic/quick.yaml", "--root", args.data_root,
+             "--no-progress"], logs / "make_synthetic.log")
+
+    results = {}
+    for kind, config, steps in (("body", "configs/body_cpu.yaml", args.steps_body),
+                                ("hand", "configs/hand_cpu.yaml", args.steps_hand)):
+        run_dir = out / kind
+        overrides = [f"data.root={args.data_root}", "train.final_eval=false"]
+        if steps is not None:
+            overrides.append(f"train.steps={steps}")
+        run(["tools/train.py", "--config", config, "--out", run_dir, *overrides], logs / f"train_{kind}.log")
+        ckpt = run_dir / "checkpoints" / "last.pt"
+        run(["tools/eval.py", "--checkpoint", ckpt, "--out", run_dir / "eval.json", "--render", "2",
+             f"data.root={args.data_root}"], logs / f"eval_{kind}.log")
+        run(["tools/eval.py", "--config", config, "--baseline", "mean-pose", "--out",
+             run_dir / "baseline_mean_pose.json", f"data.root={args.data_root}"], logs / f"baseline_{kind}.log")
+        results[kind] = {
+            "model": json.loads((run_dir / "eval.json").read_text()),
+            "baseline": json.loads((run_dir / "baseline_mean_pose.json").read_text()),
+        }
+        demo_input = _demo_images(REPO / args.data_root, kind, out / "demo_inputs" / kind, args.demo_images)
+        demo_cmd = ["tools/demo.py", "--checkpoint", ckpt, "--input", demo_input, "--out", out / "demo" / kind]
+        if kind == "hand":
+            demo_cmd += ["--detector", "none"]
+        run(demo_cmd, logs / f"demo_{kind}.log")
+
+    print("\n=== results (synthetic test splits; not comparable with published benchmarks) ===")
+    for kind, res in results.items():
+        model, base = res["model"]["metrics"], res["baseline"]["metrics"]
+        protocol = res["model"]["protocol"]
+        print(f"{kind}: protocol {protocol['name']} ({protocol['joint_set']}, {protocol['alignment']}), "
+              f"{res['model']['count']} test images")
+        for key in model:
+            if key in base:
+                print(f"  {key:<22} model {model[key]:9.3f}   mean-pose baseline {base[key]:9.3f}")
+        key = "pa_mpjpe_mm"
+        if key in model and key in base and base[key] > 0:
+            print(f"  PA-MPJPE reduction vs the mean-pose baseline: {100 * (1 - model[key] / base[key]):.1f}%")
+    print(f"\nfinished in {(time.time() - t0) / 60:.1f} min. Files written under {out}:")
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and "tensorboard" not in p.parts):
+        print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    print(f"  (+ TensorBoard logs in {out}/*/tensorboard; synthetic data in {args.data_root})")
+    return 0
+
+
+def _demo_images(data_root: Path, kind: str, dest: Path, count: int) -> Path:
+    """Copy the first ``count`` test images into a folder for the demo."""
+    import shutil
+    dest.mkdir(parents=True, exist_ok=True)
+    if kind == "body":
+        import numpy as np
+        names = np.load(data_root / "body_quick" / "test.npz")["imgname"][:count]
+        sources = [data_root / "body_quick" / str(n) for n in names]
+    else:
+        sources = sorted((data_root / "hand_quick" / "evaluation" / "rgb").glob("*.jpg"))[:count]
+    for src in sources:
+        shutil.copy(src, dest / src.name)
+    return dest
+
+
+if __name__ == "__main__":
+    sys.exit(main())
