@@ -126,3 +126,28 @@ def test_torchrun_two_processes_match_one(tiny_synthetic_root, tmp_path):
     assert len(curves[0]) == len(curves[1]) == 6
     for a, b in zip(*curves):
         assert abs(a - b) / a < 0.15, curves
+
+
+def test_nonfinite_steps_are_skipped_then_training_stops(tiny_synthetic_root, tmp_path):
+    from hmr.config import load_config
+    from hmr.engine.trainer import Trainer, TrainingDiverged
+    cfg = load_config(REPO / "configs/body_cpu.yaml",
+                      overrides(tiny_synthetic_root, "train.steps=10", "train.max_consecutive_nonfinite=3",
+                                "train.final_eval=false", "train.checkpoint_every=100"))
+    trainer = Trainer(cfg, tmp_path / "nan")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
+    real = trainer.compute_losses
+
+    def poisoned(batch):
+        terms, pred = real(batch)
+        terms["joints3d"] = terms["joints3d"] * float("nan")
+        return terms, pred
+
+    trainer.compute_losses = poisoned
+    with pytest.raises(TrainingDiverged, match="3 consecutive non-finite steps"):
+        trainer.run()
+    assert trainer.skipped_steps == 3
+    after = trainer.model.state_dict()
+    for key, value in before.items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, after[key]), key

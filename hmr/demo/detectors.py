@@ -94,9 +94,9 @@ class HogPeopleDetector:
 class FacePersonDetector:
     """Faces from scikit-image's bundled LBP cascade, each extended to a standing person: height = 8 face
     sizes from 0.4 face sizes above the face box, width = 0.4 × height (centred on the face). Faces smaller
-    than half the largest one are dropped (the cascade's false positives are mostly small)."""
+    than 0.7 × the largest one are dropped (the cascade's false positives are mostly small)."""
 
-    def __init__(self, max_side: int = 640, min_face: int = 20, keep_ratio: float = 0.5) -> None:
+    def __init__(self, max_side: int = 640, min_face: int = 20, keep_ratio: float = 0.7) -> None:
         import skimage.data
         from skimage.feature import Cascade
 

