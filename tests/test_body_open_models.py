@@ -1,7 +1,6 @@
 """The shipped open models: structure, keypoints, evaluation regressor, mirroring, manifest, loading without anny."""
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -92,11 +91,7 @@ def test_manifest_checksums_licence_and_size():
     assert total < 5e6
 
 
-def test_loads_without_anny_installed():
-    code = ("import sys; sys.modules['anny'] = None\n"
-            "import hmr.body as hb\n"
-            "for n in ('open-smpl', 'open-mano-right', 'open-mano-left'): hb.load(n)()\n"
-            "assert 'anny' not in [m for m in sys.modules if sys.modules[m] is not None]\nprint('ok')")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+def test_loads_without_anny_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "anny", None)  # any "import anny" now raises ImportError
+    for name in ("open-smpl", "open-mano-right", "open-mano-left"):
+        assert hb.load(name)().vertices.isfinite().all()

@@ -138,3 +138,11 @@ def test_not_a_model_file(tmp_path):
     path.write_bytes(pickle.dumps({"a": np.zeros(3)}, protocol=2))
     with pytest.raises(ValueError, match="missing keys"):
         hb.load(path)
+
+
+def test_all_zero_posedirs_skip_the_pose_corrective_product(tmp_path):
+    d = _official_layout("body")
+    d["posedirs"] = _FakeCh(np.zeros_like(d["posedirs"]))
+    (tmp_path / "m.pkl").write_bytes(_dumps_official(d))
+    model = hb.load(tmp_path / "m.pkl", dtype=torch.float64)
+    assert not model.has_pose_correctives and model.posedirs is None

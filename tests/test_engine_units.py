@@ -95,8 +95,8 @@ def test_checkpoint_errors(tmp_path):
 def test_condition_stats_match_closed_form():
     m = torch.diag(torch.tensor([3.0, 2.0, 1.0]))[None]
     stats = projection_condition_stats(m)
-    assert stats["proj_cond_median"] == pytest.approx(5.0 / 3.0)
+    assert stats["condition_median"] == pytest.approx(5.0 / 3.0)
     reflected = torch.diag(torch.tensor([3.0, 2.0, -1.0]))[None]
     stats = projection_condition_stats(reflected)
-    assert stats["det_neg_frac"] == 1.0
-    assert stats["proj_cond_median"] == pytest.approx(5.0 / 1.0)
+    assert stats["frac_det_negative"] == 1.0
+    assert stats["condition_median"] == pytest.approx(5.0 / 1.0)

@@ -101,7 +101,8 @@ def test_hand_labels_land_on_the_silhouette_and_mano_reproduces_the_mesh(mano):
         R = Rotation.from_rotvec(aa).as_matrix()
         np.testing.assert_allclose(R, a["rotmat"], atol=1e-5)
         with torch.no_grad():
-            out = right(full_pose=torch.from_numpy(R[None]).float(), betas=torch.from_numpy(a["mano"][None, 48:58]).float(),
+            out = right(full_pose=torch.from_numpy(R[None]).float(),
+                        betas=torch.from_numpy(a["mano"][None, 48:58]).float(),
                         transl=torch.from_numpy(a["transl"][None]).float())
         np.testing.assert_allclose(out.vertices[0].numpy(), a["verts"], atol=2e-4)
         np.testing.assert_allclose(a["scale"], np.linalg.norm(a["xyz"][9] - a["xyz"][10]), rtol=1e-9)

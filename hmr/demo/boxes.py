@@ -55,10 +55,10 @@ def parse_bbox(text: str) -> Tuple[float, float, float, float]:
     """Parse the ``--bbox x,y,w,h`` flag."""
     parts = [p for p in text.replace(" ", "").split(",") if p]
     try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"--bbox expects x,y,w,h (four numbers, pixels), got {text!r}") from None
-    return check_bbox(values)
+        return check_bbox([float(p) for p in parts])
+    except ValueError as exc:
+        raise ValueError(f"--bbox expects x,y,w,h (four numbers, pixels, positive w and h), got {text!r}: "
+                         f"{exc}") from None
 
 
 def whole_image_box(height: int, width: int) -> Tuple[float, float, float, float]:

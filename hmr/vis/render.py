@@ -10,7 +10,8 @@ Two backends produce the same images:
 the choice is logged once and exposed as ``Renderer.backend``.
 
 Shading (both backends, per pixel): the interpolated normal is flipped to face the viewer (meshes may be
-open or inconsistently wound), then ``albedo·(ambient + diffuse·max(n·l, 0)·light) + specular·max(n·h, 0)^shininess·light``
+open or inconsistently wound), then
+``albedo·(ambient + diffuse·max(n·l, 0)·light) + specular·max(n·h, 0)^shininess·light``
 (Blinn-Phong), clamped to [0, 1].
 """
 from __future__ import annotations

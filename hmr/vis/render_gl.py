@@ -6,6 +6,8 @@ top row (no copy needed); back-face culling is off, so the flipped winding does 
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from typing import Dict, Tuple
 
@@ -62,9 +64,22 @@ void main() {
 _state: Dict[str, object] = {}
 
 
+def _preload_triton() -> None:
+    """Load triton's native library before Mesa's. Both bundle LLVM; importing triton *after* an llvmpipe EGL
+    context exists segfaults the process (seen with torch 2.14 / triton and Mesa 22.3), and torch imports triton
+    lazily (e.g. ``import roma`` -> ``torch._dynamo``). Loading it first is safe; without triton this is a no-op."""
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        importlib.import_module("triton._C.libtriton")
+    except Exception:  # a broken triton install: torch will report it itself if it ever needs it
+        pass
+
+
 def shared_context():
     """The process's moderngl EGL context and shader program (created on first use, re-created after fork)."""
     if _state.get("pid") != os.getpid():
+        _preload_triton()
         import moderngl
 
         ctx = moderngl.create_standalone_context(backend="egl")

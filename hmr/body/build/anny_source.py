@@ -105,3 +105,23 @@ def load_anny_source(kind: str, count: int, seed: int, cache_dir: Optional[str] 
         phenotypes=phenotypes,
         coco_weights=coco,
     )
+
+
+_ANNY_TO_MODEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # model = F @ anny
+
+
+def pose_anny_world(kind: str, phenotypes: np.ndarray, bone_rotations: np.ndarray,
+                    cache_dir: Optional[str] = None) -> np.ndarray:
+    """Anny's own posed vertices (N, V, 3, model frame) when every bone gets the world rotation
+    ``bone_rotations`` (N, B, 3, 3, model frame) relative to its rest orientation and the root stays in place
+    (Anny's 'world-orient' parameterization). Used to check the derived models against Anny."""
+    _, model = _make_model(kind, cache_dir)
+    frame = torch.as_tensor(_ANNY_TO_MODEL, dtype=model.dtype)
+    with torch.no_grad():
+        pheno = torch.as_tensor(phenotypes, dtype=model.dtype)
+        rest_poses = model(phenotype_kwargs=pheno)["rest_bone_poses"]
+        rot = frame.T @ torch.as_tensor(bone_rotations, dtype=model.dtype) @ frame
+        delta = rest_poses.clone()
+        delta[..., :3, :3] = rot @ rest_poses[..., :3, :3]
+        out = model(pose_parameters=delta, phenotype_kwargs=pheno, pose_parameterization="world-orient")
+    return to_model_frame(out["vertices"].numpy())

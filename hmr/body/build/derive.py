@@ -98,11 +98,41 @@ def h36m_candidates(mesh: np.ndarray, weights: np.ndarray, targets: np.ndarray, 
     return np.stack(masks)
 
 
-def derive_model(kind: str, source: AnnySource, params: BuildParams) -> Tuple[Dict[str, np.ndarray], dict]:
+def pose_check(kind: str, source: AnnySource, interp, meshes: np.ndarray, regressor: np.ndarray,
+               weights: np.ndarray, group_of: np.ndarray, offset: np.ndarray, cache_dir: Optional[str],
+               count: int = 4, angle: float = 0.5, seed: int = 1) -> dict:
+    """Pose ``count`` sample shapes with random rotations of every joint (up to ``angle`` rad) through the
+    derived skinning and through Anny itself (same world rotation for all bones of a group); distances in mm."""
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from hmr.body.build.anny_source import pose_anny_world
+    from hmr.body.lbs import kinematic_levels, rigid_transforms, skin
+
+    joint_set = joint_sets.SMPL_24 if kind == "body" else joint_sets.MANO_16
+    rng = np.random.default_rng(seed)
+    rotvecs = rng.normal(size=(count * len(joint_set), 3))
+    rotvecs *= (angle * rng.random((len(rotvecs), 1))) / np.linalg.norm(rotvecs, axis=1, keepdims=True)
+    local = torch.as_tensor(Rotation.from_rotvec(rotvecs).as_matrix()).view(count, len(joint_set), 3, 3)
+    shapes = torch.as_tensor(meshes[:count])
+    rest_joints = torch.einsum("jv,nvc->njc", torch.as_tensor(regressor), shapes)
+    _, transforms = rigid_transforms(local, rest_joints, kinematic_levels(joint_set.parents),
+                                     torch.as_tensor(joint_set.parents))
+    ours = skin(shapes, torch.as_tensor(weights), transforms).numpy()
+    world = transforms[..., :3].numpy()[:, group_of]  # each bone takes its group's world rotation
+    theirs = _apply(interp, pose_anny_world(kind, source.phenotypes[:count], world, cache_dir) - offset)
+    err = np.linalg.norm(ours - theirs, axis=-1) * 1000
+    return {"shapes": count, "max_angle_rad": angle, "mean_mm": float(err.mean()),
+            "median_mm": float(np.median(err)), "max_mm": float(err.max())}
+
+
+def derive_model(kind: str, source: AnnySource, params: BuildParams,
+                 cache_dir: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], dict]:
     """Arrays of an open model file (see ``hmr.body.model_data``) and fit statistics."""
     joint_set = joint_sets.SMPL_24 if kind == "body" else joint_sets.MANO_16
     group_of = assign_bones(source.bone_labels, source.bone_parents, kind)
     rest, heads = source.rest_vertices, source.bone_heads
+    offset = np.zeros(3)
     if kind == "hand":  # put the mean wrist at the origin (MANO's template is wrist-centred too)
         offset = group_joint_locations(heads, source.bone_labels, kind)[:, 0].mean(axis=0)
         rest, heads = rest - offset, heads - offset
@@ -154,6 +184,8 @@ def derive_model(kind: str, source: AnnySource, params: BuildParams) -> Tuple[Di
         stats["eval_regressor"] = dict(zip(joint_sets.H36M_17_NAMES, eval_stats))
         stats["head_top_vertex"] = head_top
     stats["keypoint_vertices"] = keypoints
+    stats["pose_check_vs_anny"] = pose_check(kind, source, interp, meshes, regressor, weights, group_of, offset,
+                                             cache_dir)
     return arrays, stats
 
 

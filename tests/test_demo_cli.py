@@ -1,0 +1,137 @@
+"""End-to-end tests of tools/demo.py and tools/demo_iou.py on tiny inputs (untrained tiny checkpoints)."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from test_demo_helpers import REPO, make_checkpoint, textured_image
+
+
+def run_tool(script, *args):
+    return subprocess.run([sys.executable, str(REPO / "tools" / script), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo_ckpt")
+    return {"body": make_checkpoint(folder / "body.pt", "body"), "hand": make_checkpoint(folder / "hand.pt", "hand")}
+
+
+def test_demo_on_a_folder_with_a_bad_file_and_detections(tiny_synthetic_root, checkpoints, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        src = tiny_synthetic_root / "body_quick" / "images" / "test" / f"{i:08d}.jpg"
+        (images / f"img{i}.jpg").write_bytes(src.read_bytes())
+    (images / "broken.jpg").write_bytes(b"definitely not a jpeg")
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps({"images": [{"id": 1, "file_name": "img0.jpg"}],
+                                "annotations": [{"image_id": 1, "bbox": [20, 10, 40, 70], "score": 0.9},
+                                                {"image_id": 1, "bbox": [5, 5, 20, 30], "score": 0.4}]}))
+    out = tmp_path / "out"
+    result = run_tool("demo.py", "--checkpoint", checkpoints["body"], "--input", images, "--out", out,
+                      "--detections", dets, "--batch-size", 2, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stdout and "broken.jpg" in result.stdout
+    assert "img1: not in detections file dets.json; whole image used" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["body_model"] == "open-smpl" and summary["representation"] == "prom"
+    assert [s["input"].endswith("broken.jpg") for s in summary["skipped"]] == [True]
+    frames = {f["name"]: f for f in summary["frames"]}
+    assert [p["score"] for p in frames["img0"]["people"]] == [0.9, 0.4]
+    assert frames["img1"]["people"][0]["source"] == "whole-image (fallback)"
+    for name, count in (("img0", 2), ("img1", 1)):
+        overlay = cv2.imread(str(out / name / "overlay.png"))
+        h, w = cv2.imread(str(images / f"{name}.jpg")).shape[:2]
+        assert overlay.shape == (h, 2 * w, 3)
+        for k in range(count):
+            params = np.load(out / name / f"person{k:02d}.npz")
+            assert params["body_pose"].shape == (1, 69) and params["global_orient_rotmat"].shape == (1, 1, 3, 3)
+            assert str(params["body_model"]) == "open-smpl" and params["focal_length"] == pytest.approx(
+                np.hypot(h, w), rel=1e-5)
+            np.testing.assert_allclose(params["center"], frames[name]["people"][k]["center"], atol=0.01)
+            assert (out / name / f"person{k:02d}.obj").stat().st_size > 0
+            assert (out / name / f"person{k:02d}.ply").stat().st_size > 0
+
+
+def test_demo_on_a_video_and_a_left_hand(checkpoints, tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(4):
+        writer.write(textured_image(48, 64, seed=i))
+    writer.release()
+    out = tmp_path / "out"
+    code = _main()(["--checkpoint", str(checkpoints["hand"]), "--input", str(video), "--out", str(out),
+                    "--bbox", "10,8,30,30", "--hand", "left", "--no-side-view", "--quiet"])
+    assert code == 0
+    params = np.load(out / "clip" / "params.npz")
+    assert params["frame_index"].tolist() == [0, 1, 2, 3] and params["hand_pose"].shape == (4, 45)
+    assert params["mirrored"].all() and str(params["body_model"]) == "open-mano-right"
+    capture = cv2.VideoCapture(str(out / "clip" / "overlay.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    ok, frame = capture.read()
+    assert ok and frame.shape == (48, 64, 3)
+    capture.release()
+    summary = json.loads((out / "summary.json").read_text())
+    person = summary["frames"][0]["people"][0]
+    assert person["side"] == "left" and person["body_model"] == "open-mano-left" and person["mirrored"]
+
+
+def test_demo_iou_tool(tiny_synthetic_root, checkpoints, tmp_path):
+    out = tmp_path / "iou.json"
+    result = run_tool("demo_iou.py", "--checkpoint", checkpoints["body"], "--npz",
+                      tiny_synthetic_root / "body_quick" / "test.npz", "--max-samples", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["count"] == 2 and 0.0 <= report["mean_iou"] <= 1.0 and "mean IoU" in result.stdout
+
+
+def _main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_tool", REPO / "tools" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--hand", "left"], "needs a hand checkpoint"),
+    (["--body-model", "open-mano-right"], "trained for body model 'open-smpl'"),
+    (["--representation", "sixd"], "representation 'prom'"),
+    (["--bbox", "1,2,3"], "x,y,w,h"),
+    (["--detector", "nonsense"], "unknown --detector"),
+])
+def test_demo_errors(checkpoints, tmp_path, capsys, extra, message):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), textured_image(32, 32))
+    code = _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(image), "--out", str(tmp_path / "o"),
+                    "--quiet", *extra])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_demo_missing_inputs(checkpoints, tmp_path, capsys):
+    main = _main()
+    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--input", str(tmp_path), "--quiet"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["--checkpoint", str(checkpoints["body"]), "--input", str(tmp_path / "nope.jpg"), "--quiet"]) == 2
+    assert "input not found" in capsys.readouterr().err
+
+
+def test_demo_skip_undetected_says_so(checkpoints, tmp_path, capsys):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), textured_image(32, 32))
+    plugin = tmp_path / "never.py"
+    plugin.write_text("def make():\n    return lambda image: []\n")
+    out = tmp_path / "o"
+    code = _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(image), "--out", str(out),
+                    "--detector", f"{plugin}:make", "--skip-undetected", "--quiet"])
+    assert code == 0
+    assert "a: no detection; frame skipped" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_without_detection"] == ["a"] and summary["frames"][0]["people"] == []
+    assert not (out / "a").exists()

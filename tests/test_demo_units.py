@@ -1,0 +1,408 @@
+"""Unit tests of hmr.demo: boxes, focal, detections files, detectors, inputs, writers, predictor, mask IoU."""
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hmr.demo import boxes, detectors
+from hmr.demo.boxes import Detection, box_from_keypoints, center_scale, mirror_box, parse_bbox
+from hmr.demo.detection_file import DetectionFile, DetectionFileError
+from hmr.demo.focal import exif_focal, resolve_focal
+from hmr.demo.inputs import DemoInputError, Frame, Source, discover, read_frames, unique_names
+from test_demo_helpers import make_checkpoint, textured_image
+
+MIRROR = np.diag([-1.0, 1.0, 1.0])
+
+
+# -- boxes -----------------------------------------------------------------------------------------------
+def test_center_scale_matches_spin_convention():
+    center, scale = center_scale((10, 20, 30, 60), 1.2)
+    np.testing.assert_allclose(center, [25, 50])
+    assert scale == pytest.approx(1.2 * 60 / 200)
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "1,2,0,4", "1,2,3,-4", "1,2,3,nan"])
+def test_parse_bbox_rejects_bad_boxes(text):
+    with pytest.raises(ValueError, match="x, y, w, h|x,y,w,h"):
+        parse_bbox(text)
+
+
+def test_parse_bbox_and_mirror():
+    assert parse_bbox(" 1, 2,3,4 ") == (1.0, 2.0, 3.0, 4.0)
+    assert mirror_box((10, 5, 20, 30), 100) == (70.0, 5.0, 20.0, 30.0)
+
+
+def test_box_from_keypoints_ignores_low_confidence():
+    kp = np.array([[10, 20, 1.0], [30, 60, 0.9], [500, 500, 0.0], [15, 25, 0.5]])
+    assert box_from_keypoints(kp) == (10.0, 20.0, 20.0, 40.0)
+    assert box_from_keypoints(kp[:2]) is None            # fewer than three confident points
+    with pytest.raises(ValueError, match="keypoints must be"):
+        box_from_keypoints(np.zeros((4, 5)))
+
+
+def test_detection_rejects_unknown_side():
+    with pytest.raises(ValueError, match="hand side"):
+        Detection((0, 0, 1, 1), side="middle")
+
+
+# -- focal -----------------------------------------------------------------------------------------------
+def _jpeg_with_exif(path, w, h, tags):
+    from PIL import Image
+
+    img = Image.fromarray(textured_image(h, w))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update(tags)
+    img.save(path, exif=exif)
+
+
+def test_focal_sources(tmp_path):
+    assert resolve_focal(300, 400) == (pytest.approx(500.0), "default")
+    assert resolve_focal(300, 400, flag=123.0) == (123.0, "flag")
+    with pytest.raises(ValueError, match="--focal"):
+        resolve_focal(300, 400, flag=-1.0)
+    plain = tmp_path / "plain.jpg"
+    cv2.imwrite(str(plain), textured_image(30, 40))
+    assert exif_focal(plain, 30, 40) is None
+    assert resolve_focal(30, 40, path=plain)[1] == "default"
+
+
+def test_focal_from_exif_35mm_and_focal_plane(tmp_path):
+    f35 = tmp_path / "f35.jpg"
+    _jpeg_with_exif(f35, 64, 48, {0xA405: 28})
+    assert resolve_focal(48, 64, path=f35) == (pytest.approx(28 * 64 / 36), "exif")
+    plane = tmp_path / "plane.jpg"   # 4 mm lens, 250 px/mm sensor read out at 640 px, stored at 64 px
+    _jpeg_with_exif(plane, 64, 48, {0x920A: 4.0, 0xA20E: 250.0, 0xA210: 4, 0xA002: 640})
+    assert exif_focal(plane, 48, 64) == pytest.approx(4.0 * 250.0 * 64 / 640)
+
+
+# -- detections files ------------------------------------------------------------------------------------
+def _frame(tmp_path, name="img1.jpg", kind="image", index=0):
+    source = Source(tmp_path / name, kind)
+    stem = source.path.stem
+    return Frame(source, stem if kind == "image" else f"{stem}_{index:06d}", index, np.zeros((4, 4, 3), np.uint8))
+
+
+def test_detection_file_coco_list_and_mapping(tmp_path):
+    coco = {"images": [{"id": 7, "file_name": "sub/img1.jpg"}, {"id": 8, "file_name": "img2.jpg"}],
+            "annotations": [{"image_id": 7, "bbox": [1, 2, 3, 4], "score": 0.9, "category_id": 1}]}
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    found = DetectionFile(path, "body")
+    assert [d.bbox for d in found.lookup(_frame(tmp_path))] == [(1.0, 2.0, 3.0, 4.0)]
+    assert found.lookup(_frame(tmp_path, "img2.jpg")) == []          # listed, no boxes
+    assert found.lookup(_frame(tmp_path, "img3.jpg")) is None        # not in the file
+    path.write_text(json.dumps([{"image": "img1.jpg", "bbox": [5, 6, 7, 8]}, {"frame": 3, "bbox": [1, 1, 2, 2]}]))
+    found = DetectionFile(path, "body")
+    assert found.lookup(_frame(tmp_path))[0].bbox == (5.0, 6.0, 7.0, 8.0)
+    assert found.lookup(_frame(tmp_path, "clip.mp4", "video", 3))[0].bbox == (1.0, 1.0, 2.0, 2.0)
+    path.write_text(json.dumps({"img1": [[1, 2, 3, 4, 0.5]]}))
+    assert DetectionFile(path, "body").lookup(_frame(tmp_path))[0].score == 0.5
+
+
+def test_detection_file_keypoints_to_boxes(tmp_path):
+    pose = [10, 20, 1, 30, 60, 1, 20, 40, 1]
+    left = [1, 1, 1, 5, 9, 1, 3, 3, 1]
+    right = [50, 50, 1, 60, 70, 1, 55, 60, 1]
+    people = {"people": [{"pose_keypoints_2d": pose, "hand_left_keypoints_2d": left,
+                          "hand_right_keypoints_2d": right}]}
+    folder = tmp_path / "openpose"
+    folder.mkdir()
+    (folder / "img1_keypoints.json").write_text(json.dumps(people))
+    body = DetectionFile(folder, "body").lookup(_frame(tmp_path))
+    assert [d.bbox for d in body] == [(10.0, 20.0, 20.0, 40.0)]
+    hands = DetectionFile(folder, "hand").lookup(_frame(tmp_path))
+    assert {d.side: d.bbox for d in hands} == {"left": (1.0, 1.0, 4.0, 8.0), "right": (50.0, 50.0, 10.0, 20.0)}
+    assert DetectionFile(folder, "hand").lookup(_frame(tmp_path, "other.jpg")) is None
+    wholebody = tmp_path / "wb.json"
+    wholebody.write_text(json.dumps([{"image": "img1.jpg", "lefthand_box": [1, 2, 3, 4], "lefthand_valid": True,
+                                      "righthand_box": [0, 0, 0, 0], "righthand_valid": False}]))
+    hands = DetectionFile(wholebody, "hand").lookup(_frame(tmp_path))
+    assert [(d.side, d.bbox) for d in hands] == [("left", (1.0, 2.0, 3.0, 4.0))]
+
+
+def test_detection_file_errors(tmp_path):
+    with pytest.raises(DetectionFileError, match="not found"):
+        DetectionFile(tmp_path / "missing.json", "body")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DetectionFileError, match="cannot read"):
+        DetectionFile(bad, "body")
+    bad.write_text(json.dumps([{"bbox": [1, 2, 3, 4]}]))
+    with pytest.raises(DetectionFileError, match="name its image"):
+        DetectionFile(bad, "body")
+    bad.write_text(json.dumps([{"image": "a.jpg", "bbox": [1, 2, 3, 4], "side": "up"}]))
+    with pytest.raises(DetectionFileError, match="hand side"):
+        DetectionFile(bad, "hand")
+
+
+# -- detectors -------------------------------------------------------------------------------------------
+def test_box_iou_and_nms():
+    assert detectors.box_iou((0, 0, 2, 2), (1, 1, 2, 2)) == pytest.approx(1 / 7)
+    dets = [Detection((0, 0, 10, 10), 0.5), Detection((1, 1, 10, 10), 0.9), Detection((50, 50, 5, 5), 0.1)]
+    kept = detectors.nms(dets)
+    assert [d.score for d in kept] == [0.9, 0.1]
+
+
+def test_build_detector_choices_and_errors(tmp_path):
+    assert detectors.build_detector("none", "body") is None
+    assert detectors.build_detector("auto", "hand") is None
+    with pytest.raises(detectors.DetectorError, match="not hands"):
+        detectors.build_detector("face", "hand")
+    with pytest.raises(detectors.DetectorError, match="unknown --detector"):
+        detectors.build_detector("yolo-please", "body")
+    with pytest.raises(detectors.DetectorError, match="not found"):
+        detectors.build_detector(str(tmp_path / "yolov8n.pt"), "body")
+    auto = detectors.build_detector("auto", "body")
+    expected = detectors.HogPeopleDetector if detectors.hog_available() else detectors.FacePersonDetector
+    assert isinstance(auto, expected)
+    if not detectors.hog_available():
+        with pytest.raises(detectors.DetectorError, match="HOGDescriptor"):
+            detectors.build_detector("hog", "body")
+
+
+def test_detector_plugins(tmp_path):
+    plugin = tmp_path / "my_detector.py"
+    plugin.write_text("def make():\n    return lambda image: [(1, 2, 3, 4), (5, 6, 7, 8, 0.25)]\n"
+                      "def broken():\n    return 42\n")
+    found = detectors.build_detector(f"{plugin}:make", "body")(np.zeros((8, 8, 3), np.uint8))
+    assert [(d.bbox, d.score) for d in found] == [((1.0, 2.0, 3.0, 4.0), 1.0), ((5.0, 6.0, 7.0, 8.0), 0.25)]
+    with pytest.raises(detectors.DetectorError, match="not a callable"):
+        detectors.build_detector(f"{plugin}:broken", "body")
+    with pytest.raises(detectors.DetectorError, match="cannot load"):
+        detectors.build_detector("no_such_module_xyz:make", "body")
+    detectors.register_detector("fixed-test", lambda kind: (lambda image: [Detection((0, 0, 2, 2))]))
+    assert detectors.build_detector("fixed-test", "body")(None)[0].bbox == (0.0, 0.0, 2.0, 2.0)
+
+
+def test_face_detector_finds_the_astronaut():
+    import skimage.data
+
+    image = skimage.data.astronaut()
+    found = detectors.FacePersonDetector(max_side=256)(image)
+    assert len(found) >= 1
+    fx, fy, fs, _ = found[0].extra["face_xywh"]
+    # the face in this photograph lies around x 180-260, y 70-160 (pixels of the 512x512 image)
+    assert 150 < fx + fs / 2 < 290 and 50 < fy + fs / 2 < 180
+    x, y, w, h = found[0].bbox
+    assert h == pytest.approx(8 * fs) and x < fx and y < fy
+
+
+# -- inputs ----------------------------------------------------------------------------------------------
+def test_discover_and_unreadable_images(tmp_path):
+    with pytest.raises(DemoInputError, match="not found"):
+        discover(tmp_path / "nope")
+    with pytest.raises(DemoInputError, match="no images"):
+        discover(tmp_path)
+    cv2.imwrite(str(tmp_path / "b.png"), textured_image(16, 16))
+    (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    sources = discover(tmp_path)
+    assert [s.path.name for s in sources] == ["a.jpg", "b.png"]
+    frames = [f for s in sources for f in read_frames(s)]
+    assert frames[0].image is None and "cannot decode" in frames[0].error
+    assert frames[1].image.shape == (16, 16, 3)
+    assert unique_names([Source(tmp_path / "x.jpg", "image"), Source(tmp_path / "x.png", "image")]) == \
+        ["x_jpg", "x_png"]
+
+
+def test_video_frames_and_writer_round_trip(tmp_path):
+    from hmr.demo.export import VideoWriter
+
+    path = tmp_path / "clip.avi"
+    writer = VideoWriter(path, fps=10)
+    for i in range(5):
+        writer.write(np.full((32, 48, 3), 40 * i, np.uint8))
+    assert not path.exists()                       # appears only when finished
+    assert writer.close() and path.is_file()
+    frames = list(read_frames(Source(path, "video"), stride=2))
+    assert [f.index for f in frames] == [0, 2, 4] and frames[0].image.shape == (32, 48, 3)
+    assert [f.name for f in frames] == ["clip_000000", "clip_000002", "clip_000004"]
+    assert abs(float(frames[2].image.mean()) - 160) < 8
+    assert frames[0].fps == pytest.approx(5.0)
+    empty = VideoWriter(tmp_path / "empty.mp4", fps=10)
+    assert not empty.close() and not (tmp_path / "empty.mp4").exists() and len(list(tmp_path.glob(".empty*"))) == 0
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 64)
+    assert list(read_frames(Source(broken, "video")))[0].error is not None
+
+
+# -- writers ---------------------------------------------------------------------------------------------
+def test_mesh_files_round_trip(tmp_path):
+    import trimesh
+
+    from hmr.demo.export import save_mesh, stack_params
+
+    verts = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    faces = np.array([[0, 1, 2], [1, 3, 2], [2, 3, 4]])
+    for suffix in ("obj", "ply"):
+        save_mesh(tmp_path / f"m.{suffix}", verts, faces)
+        mesh = trimesh.load(tmp_path / f"m.{suffix}", process=False)
+        np.testing.assert_allclose(mesh.vertices, verts, atol=1e-6)
+        np.testing.assert_array_equal(mesh.faces, faces)
+    with pytest.raises(ValueError, match=".obj or .ply"):
+        save_mesh(tmp_path / "m.stl", verts, faces)
+    stacked = stack_params([{"a": np.zeros((1, 3))}, {"a": np.ones((1, 3))}])
+    assert stacked["a"].shape == (2, 3)
+    with pytest.raises(ValueError, match="leading dimension"):
+        stack_params([{"a": np.zeros(3)}])
+
+
+def test_mask_iou_against_counting():
+    from hmr.demo.mask_iou import mask_iou
+
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:5, :5] = True
+    b[2:7, 2:7] = True
+    assert mask_iou(a, b) == pytest.approx(9 / (25 + 25 - 9))
+    assert mask_iou(a, a) == 1.0 and mask_iou(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        mask_iou(a, b[:5])
+
+
+# -- predictor -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hand_model(tmp_path_factory):
+    from hmr.demo import DemoModel
+
+    path = make_checkpoint(tmp_path_factory.mktemp("ckpt") / "hand.pt", "hand")
+    model = DemoModel(path)
+    with torch.no_grad():   # a bent, non-orthogonal start so mirroring is tested on a non-trivial hand
+        model.model.init_pose_params.add_(0.3 * torch.randn_like(model.model.init_pose_params))
+    return model
+
+
+def test_left_hand_is_the_mirrored_right_hand(hand_model):
+    import roma
+
+    import hmr.body
+    from hmr.data.crop import inplane_transform, warp_image
+    from hmr.demo.predictor import CropInput
+
+    image = textured_image(96, 80, seed=3)
+    h, w = image.shape[:2]
+    flip, _ = inplane_transform(0.0, True, (w / 2, h / 2))
+    mirrored_image = warp_image(image, flip, (h, w))          # x -> w - x, the training flip
+    center, scale = np.array([36.0, 50.0]), 0.2     # the crop stays inside the image (no border pixels)
+    right, left = hand_model.predict([CropInput(image, center, scale, 150.0, mirror=False),
+                                      CropInput(mirrored_image, np.array([w - 36.0, 50.0]), scale, 150.0,
+                                                mirror=True)])
+    assert hand_model.side == "right" and left.body_model == "open-mano-left" and left.mirrored
+    np.testing.assert_allclose(left.vertices, right.vertices @ MIRROR, atol=1e-4)
+    np.testing.assert_allclose(left.rotmats, MIRROR @ right.rotmats @ MIRROR, atol=1e-5)
+    np.testing.assert_allclose(left.keypoints_2d[:, 0], w - right.keypoints_2d[:, 0], atol=1e-2)
+    np.testing.assert_array_equal(left.faces, right.faces[:, ::-1])
+    oracle = roma.rotmat_to_rotvec(torch.as_tensor(left.rotmats, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(left.axis_angle, oracle, atol=1e-4)
+    # the left model with the exported parameters rebuilds the exported mesh
+    out = hmr.body.load("open-mano-left")(full_pose=torch.as_tensor(left.rotmats)[None],
+                                          betas=torch.as_tensor(left.betas)[None])
+    np.testing.assert_allclose(out.vertices[0].numpy() + left.transl, left.vertices, atol=1e-4)
+
+
+def test_batching_does_not_change_predictions(hand_model):
+    from hmr.demo.predictor import CropInput
+
+    items = [CropInput(textured_image(64, 64, seed=s), np.array([32.0, 30.0]), 0.25 + 0.02 * s, 100.0)
+             for s in range(3)]
+    one = hand_model.predict(items, batch_size=1)
+    three = hand_model.predict(items, batch_size=3)
+    for a, b in zip(one, three):
+        np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-5)
+    with pytest.raises(ValueError, match="batch size"):
+        hand_model.predict(items, batch_size=0)
+
+
+def test_demo_crops_exactly_like_the_dataset(tiny_synthetic_root, tmp_path):
+    from hmr.data.registry import build_dataset
+    from hmr.demo import DemoModel
+    from hmr.demo.predictor import CropInput
+    from hmr.data.image import read_image
+
+    model = DemoModel(make_checkpoint(tmp_path / "body.pt", "body", root=str(tiny_synthetic_root)))
+    data_cfg = dict(model.config["data"].to_dict() if hasattr(model.config["data"], "to_dict")
+                    else model.config["data"])
+    data_cfg["root"] = str(tiny_synthetic_root)
+    dataset = build_dataset("synth_body", "test", data_cfg, augment=False)
+    item, ann = dataset[1], dataset.annotation(1)
+    image = read_image(ann.image_path)
+    batch = model.make_batch([CropInput(image, ann.center, ann.scale, float(item["focal"]))])
+    torch.testing.assert_close(batch["img"][0], item["img"])
+    torch.testing.assert_close(batch["bbox_info"][0], item["bbox_info"])
+    torch.testing.assert_close(batch["img_size"][0], item["img_size"])
+
+
+def test_body_parameters_rebuild_the_mesh(tmp_path):
+    import hmr.body
+    from hmr.demo import DemoModel
+    from hmr.demo.export import parameter_arrays
+    from hmr.demo.predictor import CropInput
+
+    model = DemoModel(make_checkpoint(tmp_path / "body.pt", "body"))
+    person = model.predict([CropInput(textured_image(96, 72), np.array([36.0, 48.0]), 0.4, 120.0)])[0]
+    params = parameter_arrays(person, "body")
+    assert params["global_orient"].shape == (1, 3) and params["body_pose"].shape == (1, 69)
+    assert params["body_pose_rotmat"].shape == (1, 23, 3, 3) and params["transl"].shape == (1, 3)
+    out = hmr.body.load("open-smpl")(global_orient=torch.as_tensor(params["global_orient"]),
+                                     body_pose=torch.as_tensor(params["body_pose"]),
+                                     betas=torch.as_tensor(params["betas"]),
+                                     transl=torch.as_tensor(params["transl"]))
+    np.testing.assert_allclose(out.vertices[0].numpy(), person.vertices, atol=2e-4)
+    # full-frame camera: the pelvis projects inside the box region and the mesh lies in front of the camera
+    assert person.vertices[:, 2].min() > 0
+
+
+def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
+    from hmr.demo import DemoModel, DemoOptions
+    from hmr.demo.runner import DemoError, DemoRunner
+    from hmr.engine.checkpoint import CheckpointError
+
+    path = make_checkpoint(tmp_path / "body.pt", "body")
+    with pytest.raises(CheckpointError, match="trained for body model 'open-smpl'"):
+        DemoModel(path, body_model="open-mano-right")
+    with pytest.raises(CheckpointError, match="representation 'prom'"):
+        DemoModel(path, representation="sixd")
+    model = DemoModel(path, body_model="open-smpl", representation="prom")
+    with pytest.raises(DemoError, match="needs a hand checkpoint"):
+        DemoRunner(model, DemoOptions(out=tmp_path / "o", hand="left"))
+    with pytest.raises(DemoError, match="batch-size"):
+        DemoRunner(model, DemoOptions(out=tmp_path / "o", batch_size=0))
+
+
+def test_mask_iou_oracle_is_one(tiny_synthetic_root, tmp_path):
+    """The ground truth pushed through the prediction path (stub model) overlaps itself perfectly."""
+    import hmr.body
+    from hmr.demo.mask_iou import synthetic_mask_iou
+    from hmr.demo.predictor import PersonPrediction
+    from hmr.vis.overlay import intrinsics
+
+    npz = tiny_synthetic_root / "body_quick" / "test.npz"
+    data = np.load(npz)
+    body = hmr.body.load("open-smpl")
+
+    class OracleModel:
+        kind, name, checkpoint, representation_name = "body", "open-smpl", "oracle", "gt"
+        calls = 0
+
+        def predict(self, crops, batch_size):
+            out = []
+            for crop in crops:
+                i = OracleModel.calls
+                OracleModel.calls += 1
+                v = body(full_pose=torch.as_tensor(data["rotmat"][i:i + 1], dtype=torch.float32),
+                         betas=torch.as_tensor(data["shape"][i:i + 1], dtype=torch.float32)).vertices[0].numpy()
+                h, w = crop.image.shape[:2]
+                out.append(PersonPrediction(v + data["transl"][i].astype(np.float32), body.faces.numpy(),
+                                            None, None, None, None, intrinsics(crop.focal, h, w), None,
+                                            "open-smpl", False))
+            return out
+
+    result = synthetic_mask_iou(OracleModel(), npz, max_samples=3, batch_size=2)
+    assert result["count"] == 3 and result["mean_iou"] > 0.99
+    with pytest.raises(ValueError, match="lacks"):
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, imgname=np.array(["x"]))
+        synthetic_mask_iou(OracleModel(), bad)
