@@ -28,6 +28,19 @@ def rotation_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return _masked_mean(per_joint, mask[:, None].expand_as(per_joint))
 
 
+def orthogonality_penalty(matrices: Tensor) -> Tensor:
+    """Mean over matrices of ||MᵀM − I||_F² for (..., 3, 3) training-time matrices (issue 9, fix 1).
+
+    Zero exactly on O(3) (rotations *and* reflections: it does not push det < 0 towards det > 0); no SVD in the
+    gradient path. Its gradient 4 M (MᵀM − I) vanishes at M = 0, so it never blows up at det = 0.
+    """
+    if matrices.shape[-2:] != (3, 3):
+        raise ValueError(f"orthogonality_penalty: expected (..., 3, 3) matrices, got {tuple(matrices.shape)}")
+    eye = torch.eye(3, dtype=matrices.dtype, device=matrices.device)
+    gram = matrices.transpose(-1, -2) @ matrices
+    return (gram - eye).pow(2).sum(dim=(-1, -2)).mean()
+
+
 def root_align(points: Tensor, root: Sequence[int]) -> Tensor:
     """Subtract the mean of the ``root`` joints (e.g. the two hips for SPIN-24, the wrist for hands)."""
     return points - points[:, list(root)].mean(dim=1, keepdim=True)
@@ -81,6 +94,7 @@ class LossWeights:
     betas: float = 0.001
     betas_gt: float = 0.01
     representation: float = 0.1
+    orthogonality: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Optional[Mapping[str, float]]) -> "LossWeights":

@@ -81,19 +81,38 @@ def test_demo_on_a_video_and_a_left_hand(checkpoints, tmp_path):
     assert person["side"] == "left" and person["body_model"] == "open-mano-left" and person["mirrored"]
 
 
-def test_demo_iou_tool(tiny_synthetic_root, checkpoints, tmp_path):
+def _check_iou_report(out, stdout):
+    report = json.loads(out.read_text())
+    assert report["count"] == 2 and 0.0 <= report["mean_iou"] <= 1.0 and "mean IoU" in stdout
+    assert len(report["per_sample"]) == 2
+
+
+def test_demo_iou_tool_in_process(tiny_synthetic_root, checkpoints, tmp_path, capsys):
+    out = tmp_path / "iou.json"
+    code = _main("demo_iou.py")(["--checkpoint", str(checkpoints["body"]), "--npz",
+                                 str(tiny_synthetic_root / "body_quick" / "test.npz"), "--max-samples", "2",
+                                 "--out", str(out)])
+    assert code == 0
+    _check_iou_report(out, capsys.readouterr().out)
+    assert _main("demo_iou.py")(["--checkpoint", str(checkpoints["hand"]), "--npz",
+                                 str(tiny_synthetic_root / "body_quick" / "test.npz")]) == 2
+    assert "needs a body checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_iou_tool_subprocess(tiny_synthetic_root, checkpoints, tmp_path):
     out = tmp_path / "iou.json"
     result = run_tool("demo_iou.py", "--checkpoint", checkpoints["body"], "--npz",
                       tiny_synthetic_root / "body_quick" / "test.npz", "--max-samples", 2, "--out", out)
     assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text())
-    assert report["count"] == 2 and 0.0 <= report["mean_iou"] <= 1.0 and "mean IoU" in result.stdout
+    _check_iou_report(out, result.stdout)
 
 
-def _main():
+def _main(script="demo.py"):
+    """A tool's ``main`` loaded in-process (cheaper than a subprocess: no second torch import)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("demo_tool", REPO / "tools" / "demo.py")
+    spec = importlib.util.spec_from_file_location(script.replace(".py", "_tool"), REPO / "tools" / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main

@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--oracle", action="store_true", help="score ground truth through the same path")
     parser.add_argument("--baseline", choices=["mean-pose"], help="score a baseline instead of a model")
     parser.add_argument("--render", type=int, default=0, metavar="N", help="render the N best and worst samples")
+    parser.add_argument("--refit", action="store_true",
+                        help="also score the inference mesh after refitting betas + translation to the "
+                             "training-time skeleton (PRoM's train/inference gap, refit_* metrics)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=/datasets")
     args = parser.parse_args(argv)
     setup_logging()
@@ -40,7 +43,8 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.overrides) if args.config else None
         report = run_eval(cfg, args.checkpoint, args.dataset, args.split, Path(args.out), args.batch_size,
                           args.workers, args.max_samples,
-                          "oracle" if args.oracle else (args.baseline or "model"), args.render, args.device)
+                          "oracle" if args.oracle else (args.baseline or "model"), args.render, args.device,
+                          args.refit)
     except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

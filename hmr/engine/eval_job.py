@@ -45,13 +45,14 @@ def load_trained(checkpoint: Optional[str], cfg: Optional[Mapping[str, Any]] = N
 def run_eval(cfg: Optional[Mapping[str, Any]], checkpoint: Optional[str], dataset: Optional[str],
              split: Optional[str], out: Path, batch_size: Optional[int] = None, num_workers: Optional[int] = None,
              max_samples: Optional[int] = None, source: str = "model", render: int = 0,
-             device: str = "cpu") -> Dict[str, Any]:
-    """Evaluate and write ``out`` (JSON) plus ``out`` with suffix ``.per_sample.npz``; returns the JSON dict."""
+             device: str = "cpu", refit: bool = False) -> Dict[str, Any]:
+    """Evaluate and write ``out`` (JSON) plus ``out`` with suffix ``.per_sample.npz``; returns the JSON dict.
+    ``refit`` adds the metrics of the consistency-refitted inference mesh (``refit_*``, issue 9 fix 4)."""
     merged, model, body_model, representation = load_trained(checkpoint, cfg, device)
     if model is None and source == "model":
         raise ValueError("a checkpoint is required unless --oracle or --baseline mean-pose is given")
     result = evaluate_config(merged, model, body_model, representation, dataset, split, max_samples, source,
-                             batch_size, num_workers)
+                             batch_size, num_workers, refit)
     raw = result.pop("raw")
     out = Path(out)
     per_sample_path = out.with_suffix(".per_sample.npz")
@@ -65,6 +66,8 @@ def run_eval(cfg: Optional[Mapping[str, Any]], checkpoint: Optional[str], datase
         "body_model": merged["body_model"]["name"], "seconds": result["seconds"],
         "per_sample_file": str(per_sample_path),
     }
+    if result.get("gap") is not None:
+        report["train_inference_gap"] = {k: v for k, v in result["gap"].items() if k != "metrics"}
     if render and source == "model":
         report["renders"] = render_extremes(merged, raw, result["per_sample"], body_model, out.parent, render)
     write_json(out, report)

@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from hmr.engine.forward import OrthoSwitches, body_forward, decode_outputs, rotation_matrices
+from hmr.engine.gap import gap_report, kinematic_joints
+from hmr.engine.refit import refit_shape
 from hmr.protocols import Protocol, get_protocol
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,14 @@ def _gt_mesh(gt_models: GroundTruthModels, batch: Mapping[str, torch.Tensor], in
 def collect(model, representation, body_model, dataset, protocol: Protocol, switches: OrthoSwitches,
             keypoint_set: str, batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
             source: str = "model", gt_models: Optional[GroundTruthModels] = None,
-            fixed_pose: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Dict[str, np.ndarray]:
-    """Predictions (through the inference mapping) and ground truth for every sample, as NumPy arrays."""
+            fixed_pose: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+            refit: bool = False) -> Dict[str, np.ndarray]:
+    """Predictions (through the inference mapping) and ground truth for every sample, as NumPy arrays.
+
+    For the model source also the training-time matrices, skeleton and mesh of the same predictions (the
+    train/inference gap, :mod:`hmr.engine.gap`), the GT kinematic joints (where ``has_pose``) and, with
+    ``refit``, the inference mesh after the consistency refit of betas + translation (:mod:`hmr.engine.refit`).
+    """
     device = next(body_model.buffers()).device
     if model is not None:
         model.eval()
@@ -90,9 +98,21 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
         else:
             raw = model(batch["img"], batch["bbox_info"])
             pred = decode_outputs(raw, representation, body_model, batch, switches, keypoint_set, "inference")
-            fields["train_vertices"] = body_forward(
-                body_model, rotation_matrices(representation, raw["pose_params"], "train"), raw["betas"],
-                None, {})["vertices"]
+            train_rotmats = rotation_matrices(representation, raw["pose_params"], "train")
+            train_body = body_forward(body_model, train_rotmats, raw["betas"], None, {})
+            fields.update(train_vertices=train_body["vertices"], train_rotmats=train_rotmats,
+                          train_kinematic=train_body["joints"], pred_kinematic=pred["joints"],
+                          has_pose=batch["has_pose"],
+                          gt_kinematic=kinematic_joints(body_model, batch["pose"],
+                                                        batch["betas"][:, :body_model.num_betas]))
+            if refit:
+                fit = refit_shape(body_model, pred["rotmats"], raw["betas"], train_body["joints"])
+                fitted = body_forward(body_model, pred["rotmats"], fit.betas, fit.transl, {})
+                fields.update(refit_vertices=fitted["vertices_cam"], refit_kinematic=fit.joints,
+                              refit_joints=body_model.keypoints(fitted["vertices_cam"],
+                                                                fitted["joints"] + fit.transl[:, None],
+                                                                protocol.input_set),
+                              refit_betas_drift=fit.betas_drift)
         fields.update({
             "pred_vertices": pred["vertices"], "pred_rotmats": pred["rotmats"], "pred_betas": pred["betas"],
             "pred_transl": pred["transl"], "pred_keypoints_2d": pred["keypoints_2d"],
@@ -112,6 +132,7 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
     if not out:
         raise ValueError(f"{protocol.name}: the dataset has no samples to evaluate")
     result = {k: np.concatenate(v) for k, v in out.items()}
+    result["parents"] = np.asarray(body_model.parents, dtype=np.int64)
     log.info("evaluated %d samples", total)
     return result
 
@@ -161,19 +182,36 @@ def score(protocol: Protocol, data: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     errors = protocol.evaluate(pick("pred_joints"), pick("gt_joints"), pick("pred_vertices"), pick("gt_vertices"))
     summary = protocol.summarize(errors)
     per_sample = {k: v for k, v in errors.items() if v.ndim == 1}
+    gap = None
     if "train_vertices" in data:
         # PRoM's train/inference gap: the mesh the losses saw vs the exported (projected) mesh.
-        gap = np.linalg.norm(pick("train_vertices") - pick("pred_vertices"), axis=-1).mean(axis=-1)
-        per_sample["inference_gap_pve"] = gap
-        summary["inference_gap_pve_mm"] = 1000.0 * float(gap.mean())
+        pve_gap = np.linalg.norm(pick("train_vertices") - pick("pred_vertices"), axis=-1).mean(axis=-1)
+        per_sample["inference_gap_pve"] = pve_gap
+        per_sample["inference_gap_mpjpe"] = np.linalg.norm(
+            pick("train_kinematic") - pick("pred_kinematic"), axis=-1).mean(axis=-1)
+        summary["inference_gap_pve_mm"] = 1000.0 * float(pve_gap.mean())
+        tensor = lambda key: torch.from_numpy(pick(key))  # noqa: E731
+        gap = gap_report(tuple(int(p) for p in data["parents"]), tensor("train_rotmats"), tensor("train_kinematic"),
+                         tensor("pred_kinematic"), gt_joints=tensor("gt_kinematic"),
+                         gt_mask=tensor("has_pose") > 0)
+        summary.update({k: v for k, v in gap["metrics"].items() if k not in summary})
+    if "refit_joints" in data:
+        refit_errors = protocol.summarize(protocol.evaluate(pick("refit_joints"), pick("gt_joints"),
+                                                            pick("refit_vertices"),
+                                                            pick("gt_vertices")))
+        summary.update({f"refit_{k}": v for k, v in refit_errors.items()})
+        summary["refit_gap_mpjpe_mm"] = 1000.0 * float(np.linalg.norm(
+            pick("refit_kinematic") - pick("train_kinematic"), axis=-1).mean())
+        summary["refit_betas_drift"] = float(pick("refit_betas_drift").mean())
     return {"metrics": summary, "per_sample": per_sample, "count": int(valid.sum()),
-            "unreadable": int((~valid).sum())}
+            "unreadable": int((~valid).sum()), "gap": gap}
 
 
 def evaluate(model, representation, body_model, dataset, protocol: Protocol, switches: OrthoSwitches,
              keypoint_set: str, batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
-             source: str = "model", fixed_pose=None) -> Dict[str, Any]:
-    """Collect + score; returns ``metrics``, ``per_sample``, ``protocol`` (as used), counts, timing, ``raw``."""
+             source: str = "model", fixed_pose=None, refit: bool = False) -> Dict[str, Any]:
+    """Collect + score; returns ``metrics``, ``per_sample``, ``protocol`` (as used), counts, timing, ``raw``
+    and ``gap`` (per-joint / per-depth train/inference gap statistics; None for the oracle / mean-pose)."""
     if source not in SOURCES:
         raise ValueError(f"prediction source must be one of {SOURCES}, got {source!r}")
     if source == "model" and model is None:
@@ -185,7 +223,7 @@ def evaluate(model, representation, body_model, dataset, protocol: Protocol, swi
     default_gt = body_model if protocol.gt_body_model_for(-1) == getattr(body_model, "name", None) else None
     gt_models = GroundTruthModels(protocol, device, default=default_gt)
     data = collect(model, representation, body_model, dataset, protocol, switches, keypoint_set, batch_size,
-                   num_workers, max_samples, source, gt_models, fixed_pose)
+                   num_workers, max_samples, source, gt_models, fixed_pose, refit)
     result = score(gt_models.protocol, data)
     result.update(protocol=gt_models.protocol.to_dict(), seconds=round(time.time() - t0, 2), source=source,
                   representation=representation.name, inference_mapping=switches.inference)
@@ -195,7 +233,8 @@ def evaluate(model, representation, body_model, dataset, protocol: Protocol, swi
 
 def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, dataset_name: Optional[str] = None,
                     split: Optional[str] = None, max_samples: Optional[int] = None, source: str = "model",
-                    batch_size: Optional[int] = None, num_workers: Optional[int] = None) -> Dict[str, Any]:
+                    batch_size: Optional[int] = None, num_workers: Optional[int] = None,
+                    refit: bool = False) -> Dict[str, Any]:
     """Evaluate on a registry dataset (default ``cfg.eval.dataset`` / ``split``) with its protocol."""
     from hmr.data import build_dataset
     from hmr.engine.builders import keypoint_settings
@@ -217,7 +256,7 @@ def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, d
                       OrthoSwitches.from_config(cfg["representation"]), keypoint_set,
                       batch_size=int(batch_size or ecfg.get("batch_size", 32)),
                       num_workers=int(num_workers if num_workers is not None else ecfg.get("num_workers", 0)),
-                      max_samples=max_samples, source=source, fixed_pose=fixed_pose)
+                      max_samples=max_samples, source=source, fixed_pose=fixed_pose, refit=refit)
     result["dataset"] = {"name": dataset_name, "split": split, "size": len(dataset),
                          "unreadable_images": int(getattr(dataset, "skipped", 0))}
     if model is not None and was_training:

@@ -8,7 +8,7 @@ the raw 3×3 for PRoM) or its inference-time rotation (``"inference"``, SVD for 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -16,6 +16,8 @@ from torch import Tensor
 from hmr.geometry.camera import camera_matrix, crop_to_full_camera, perspective_projection
 
 MAPPINGS = ("train", "inference")
+ANNEAL_KINDS = ("none", "switch", "linear")
+ANNEAL_TARGETS = ("forward_kinematics", "rotation_loss")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,55 @@ class OrthoSwitches:
         return cls(rotation_loss=cfg.get("rotation_loss", "train"),
                    forward_kinematics=cfg.get("forward_kinematics", "train"),
                    inference=cfg.get("inference", "inference"))
+
+
+@dataclass(frozen=True)
+class Annealing:
+    """Projection annealing (issue 9, fix 2): late in training, the consumers in ``targets`` move from the
+    training-time matrix to the inference rotation, ``(1 − w) · train + w · inference``.
+
+    ``switch``: w = 0 before ``start`` (a fraction of train.steps), 1 from there on. ``linear``: w ramps from 0
+    at ``start`` to 1 at ``end``. ``none`` (default): w = 0 always — plain PRoM, no SVD in training.
+    """
+
+    kind: str = "none"
+    start: float = 0.7
+    end: float = 1.0
+    targets: Tuple[str, ...] = ("forward_kinematics",)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ANNEAL_KINDS:
+            raise ValueError(f"representation.anneal.kind must be one of {ANNEAL_KINDS}, got {self.kind!r}")
+        if not 0.0 <= self.start <= 1.0 or not 0.0 <= self.end <= 1.0 or (self.kind == "linear"
+                                                                          and self.end <= self.start):
+            raise ValueError(f"representation.anneal: need 0 <= start < end <= 1 (fractions of train.steps), "
+                             f"got start={self.start}, end={self.end}")
+        bad = set(self.targets) - set(ANNEAL_TARGETS)
+        if bad or not self.targets:
+            raise ValueError(f"representation.anneal.targets must be a non-empty subset of {ANNEAL_TARGETS}, "
+                             f"got {list(self.targets)}")
+
+    @classmethod
+    def from_config(cls, cfg: Optional[Mapping]) -> "Annealing":
+        cfg = dict(cfg or {})
+        targets = cfg.get("targets", ["forward_kinematics"])
+        return cls(kind=str(cfg.get("kind", "none")), start=float(cfg.get("start", 0.7)),
+                   end=float(cfg.get("end", 1.0)),
+                   targets=(targets,) if isinstance(targets, str) else tuple(targets))
+
+    def weight(self, step: int, total_steps: int) -> float:
+        """Blend weight w in [0, 1] at ``step`` (0-based) of ``total_steps``."""
+        if self.kind == "none" or total_steps <= 0:
+            return 0.0
+        progress = step / total_steps
+        if self.kind == "switch":
+            return 1.0 if progress >= self.start else 0.0
+        return float(min(1.0, max(0.0, (progress - self.start) / (self.end - self.start))))
+
+    def blend(self, step: int, total_steps: int) -> Dict[str, float]:
+        """{consumer: w} for :func:`decode_outputs` (empty when w = 0)."""
+        w = self.weight(step, total_steps)
+        return {target: w for target in self.targets} if w > 0 else {}
 
 
 def rotation_matrices(representation, pose_params: Tensor, mapping: str) -> Tensor:
@@ -82,17 +133,29 @@ def predict(model, representation, body_model, batch: Mapping[str, Tensor], swit
     return decode_outputs(out, representation, body_model, batch, switches, keypoint_set, stage)
 
 
+def blended_matrices(representation, pose_params: Tensor, mapping: str, weight: float) -> Tensor:
+    """The named mapping blended towards the inference rotation: ``(1 − w) · mapping + w · inference``."""
+    base = rotation_matrices(representation, pose_params, mapping)
+    if weight <= 0.0 or mapping == "inference":
+        return base
+    projected = representation.inference_rotation(pose_params)
+    return projected if weight >= 1.0 else (1.0 - weight) * base + weight * projected
+
+
 def decode_outputs(out: Mapping[str, Tensor], representation, body_model, batch: Mapping[str, Tensor],
-                   switches: OrthoSwitches, keypoint_set: str, stage: str) -> Dict[str, Tensor]:
+                   switches: OrthoSwitches, keypoint_set: str, stage: str,
+                   blend: Optional[Mapping[str, float]] = None) -> Dict[str, Tensor]:
     """Build everything the losses (``stage="train"``) or the metrics and exports (``stage="inference"``) need
-    from the regressor outputs.
+    from the regressor outputs. ``blend`` ({consumer: w}, train stage only) applies projection annealing
+    (see :class:`Annealing`).
 
     Keys: ``pose_params``, ``betas``, ``cam``, ``rotmats`` (what FK used), ``rotmats_loss`` (train stage),
     ``vertices``, ``joints``, ``keypoints_3d`` (model origin), ``transl``, ``K``, ``keypoints_2d`` (pixels, full frame).
     """
     pose_params, betas, cam = out["pose_params"], out["betas"], out["cam"]
+    blend = dict(blend or {}) if stage == "train" else {}
     mapping = switches.forward_kinematics if stage == "train" else switches.inference
-    rotmats = rotation_matrices(representation, pose_params, mapping)
+    rotmats = blended_matrices(representation, pose_params, mapping, blend.get("forward_kinematics", 0.0))
     camera = full_frame_camera(cam, batch)
     body = body_forward(body_model, rotmats, betas, camera["transl"], {"keypoints_3d": keypoint_set})
     result = {
@@ -101,8 +164,10 @@ def decode_outputs(out: Mapping[str, Tensor], representation, body_model, batch:
         "keypoints_2d": perspective_projection(body["keypoints_3d_cam"], camera["K"]),
     }
     if stage == "train":
-        result["rotmats_loss"] = (rotmats if switches.rotation_loss == switches.forward_kinematics
-                                  else rotation_matrices(representation, pose_params, switches.rotation_loss))
+        same = (switches.rotation_loss == switches.forward_kinematics
+                and blend.get("rotation_loss", 0.0) == blend.get("forward_kinematics", 0.0))
+        result["rotmats_loss"] = rotmats if same else blended_matrices(
+            representation, pose_params, switches.rotation_loss, blend.get("rotation_loss", 0.0))
     return result
 
 

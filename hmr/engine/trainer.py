@@ -20,7 +20,8 @@ from hmr.engine import checkpoint as ckpt
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
 from hmr.engine.diagnostics import projection_condition_stats
 from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
-from hmr.engine.forward import OrthoSwitches, body_forward, decode_outputs
+from hmr.engine.forward import Annealing, OrthoSwitches, body_forward, decode_outputs
+from hmr.engine.gap import training_log_stats
 from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
 from hmr.engine.schedule import build_scheduler
 from hmr.utils.io import write_json, write_text
@@ -56,6 +57,7 @@ class Trainer:
         self.body_model = build_body_model(cfg).to(self.device)
         self.representation = build_representation(cfg)
         self.switches = OrthoSwitches.from_config(cfg.representation)
+        self.annealing = Annealing.from_config(cfg.representation.get("anneal"))
         self.keypoint_set, self.root_joints = keypoint_settings(cfg, self.body_model)
         self.weights = losses.LossWeights.from_config(cfg.get("loss"))
         self.model = build_model(cfg, self.body_model, self.representation).to(self.device)
@@ -128,7 +130,8 @@ class Trainer:
             out = self.ddp_model(batch["img"], batch["bbox_info"])
         out = {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
         pred = decode_outputs(out, self.representation, self.body_model, batch, self.switches,
-                              self.keypoint_set, stage="train")
+                              self.keypoint_set, stage="train",
+                              blend=self.annealing.blend(self.step, self.total_steps))
         w, terms = self.weights, {}
         if w.rotation:
             terms["rotation"] = losses.rotation_loss(pred["rotmats_loss"], batch["pose"], batch["has_pose"])
@@ -146,6 +149,9 @@ class Trainer:
                 gt = body_forward(self.body_model, batch["pose"], batch["betas"], None, {})
             mask = batch["has_pose"] * batch["has_betas"]
             terms["vertices"] = losses.vertex_loss(pred["vertices"], gt["vertices"], mask)
+        if w.orthogonality:
+            terms["orthogonality"] = losses.orthogonality_penalty(
+                self.representation.train_matrix(pred["pose_params"]))
         if w.representation:
             has_pose = batch["has_pose"] > 0
             params = pred["pose_params"]
@@ -184,7 +190,13 @@ class Trainer:
                         self.step, record["loss"], record["grad_norm"])
         self.scheduler.step()
         record["skipped"] = float(not finite)
-        record.update(projection_condition_stats(self.representation.train_matrix(pred["pose_params"].detach())))
+        params = pred["pose_params"].detach()
+        train_rotmats = self.representation.train_matrix(params)
+        record.update(projection_condition_stats(train_rotmats))
+        record.update(training_log_stats(self.body_model, train_rotmats,
+                                         self.representation.inference_rotation(params), pred["betas"],
+                                         batch.get("pose"), batch.get("betas"), batch.get("has_pose")))
+        record["anneal_weight"] = self.annealing.weight(self.step, self.total_steps)
         return record
 
     # ------------------------------------------------------------------ loop

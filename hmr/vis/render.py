@@ -38,7 +38,7 @@ class RenderResult:
     color: np.ndarray
     depth: np.ndarray
     mask: np.ndarray
-    labels: np.ndarray
+    labels: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -87,11 +87,11 @@ class Scene:
 RasterFn = Callable[[Scene, int, int], Tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _to_numpy(x: ArrayLike, dtype: np.dtype, what: str) -> np.ndarray:
+def _to_numpy(x: ArrayLike, dtype: np.dtype) -> np.ndarray:
+    """numpy copy/view of an array or a (possibly autograd-tracked, GPU) torch tensor."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
-    arr = np.asarray(x, dtype=dtype)
-    return arr
+    return np.asarray(x, dtype=dtype)
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -107,7 +107,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _check_K(K: ArrayLike) -> np.ndarray:
-    K = _to_numpy(K, np.float64, "K")
+    K = _to_numpy(K, np.float64)
     if K.shape != (3, 3) or not np.all(np.isfinite(K)):
         raise ValueError(f"K must be a finite (3, 3) intrinsic matrix, got shape {K.shape}")
     if K[0, 0] <= 0 or K[1, 1] <= 0 or abs(K[2, 2] - 1) > 1e-6 or np.any(K[2, :2] != 0) or K[1, 0] != 0:
@@ -122,8 +122,8 @@ def build_scene(meshes: Sequence[Mesh], K: ArrayLike, light: Optional[Light] = N
     pos, nrm, col, lab, spec, fac = [], [], [], [], [], []
     offset = 0
     for i, mesh in enumerate(meshes):
-        v = _to_numpy(mesh.vertices, np.float32, "vertices")
-        f = _to_numpy(mesh.faces, np.int64, "faces")
+        v = _to_numpy(mesh.vertices, np.float32)
+        f = _to_numpy(mesh.faces, np.int64)
         if v.ndim != 2 or v.shape[1] != 3:
             raise ValueError(f"mesh {i}: vertices must be (V, 3), got {v.shape}")
         if f.ndim != 2 or f.shape[1] != 3:
@@ -133,7 +133,7 @@ def build_scene(meshes: Sequence[Mesh], K: ArrayLike, light: Optional[Light] = N
         if f.size and (f.min() < 0 or f.max() >= len(v)):
             raise ValueError(f"mesh {i}: face indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
         c = DEFAULT_COLOR if mesh.color is None else mesh.color
-        c = _to_numpy(c, np.float32, "color")
+        c = _to_numpy(c, np.float32)
         if c.shape == (3,):
             c = np.broadcast_to(c, v.shape)
         if c.shape != v.shape:
@@ -225,10 +225,10 @@ class Renderer:
                      color: Union[Sequence[float], ArrayLike, None] = None,
                      light: Optional[Light] = None) -> List[RenderResult]:
         """Render a batch: vertices (B, V, 3), K (3, 3) or (B, 3, 3), optional B backgrounds."""
-        verts = _to_numpy(vertices, np.float32, "vertices")
+        verts = _to_numpy(vertices, np.float32)
         if verts.ndim != 3:
             raise ValueError(f"render_batch expects vertices (B, V, 3), got {verts.shape}")
-        Ks = _to_numpy(K, np.float32, "K")
+        Ks = _to_numpy(K, np.float32)
         Ks = np.broadcast_to(Ks, (len(verts), 3, 3)) if Ks.ndim == 2 else Ks
         if len(Ks) != len(verts) or (backgrounds is not None and len(backgrounds) != len(verts)):
             raise ValueError("render_batch: K and backgrounds must have one entry per mesh")
@@ -239,14 +239,14 @@ class Renderer:
                   background: Optional[np.ndarray] = None, color: Union[Sequence[float], ArrayLike, None] = None,
                   light: Optional[Light] = None) -> RenderResult:
         """The mesh turned by ``degrees`` about the vertical (camera y) axis through its centre."""
-        v = rotate_about_center(_to_numpy(vertices, np.float32, "vertices"), "y", degrees)
+        v = rotate_about_center(_to_numpy(vertices, np.float32), "y", degrees)
         return self.render(v, faces, K, background, color, light)
 
     def top_view(self, vertices: ArrayLike, faces: ArrayLike, K: ArrayLike, degrees: float = 90.0,
                  background: Optional[np.ndarray] = None, color: Union[Sequence[float], ArrayLike, None] = None,
                  light: Optional[Light] = None) -> RenderResult:
         """The mesh seen from above: turned by ``degrees`` about the camera x axis through its centre."""
-        v = rotate_about_center(_to_numpy(vertices, np.float32, "vertices"), "x", degrees)
+        v = rotate_about_center(_to_numpy(vertices, np.float32), "x", degrees)
         return self.render(v, faces, K, background, color, light)
 
 

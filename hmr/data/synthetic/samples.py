@@ -214,6 +214,7 @@ class HandSampler(_SamplerBase):
 
     @torch.no_grad()
     def generate(self, rng: np.random.Generator, count: int) -> List[Sample]:
+        """``count`` samples (annotations in FreiHAND's terms, every one a right hand: see the class)."""
         opt = self.options
         hand_pose, kinds = self.prior.sample(rng, count, self.weights)
         orient = np.stack([scene.random_rotation(rng) for _ in range(count)])

@@ -6,7 +6,11 @@ K, img_size, transl, rotmat (see :mod:`hmr.data.synthetic.samples` for their mea
 
 Hand sets (FreiHAND layout, one image version):  ``<set>/<prefix>/rgb/%08d.jpg`` and
 ``<set>/<prefix>_{K,xyz,verts,mano,scale}.json`` with prefix ``training`` (train), ``validation`` (val) and
-``evaluation`` (test), plus two side files FreiHAND does not have: ``<prefix>_side.json`` (["right"|"left"] per
+``evaluation`` (test). ``_mano.json`` rows are [N][1][61]: [0:3] global orientation (camera frame) and [3:48]
+finger axis-angle relative to the model's mean hand pose (FreiHAND's flat_hand_mean=False convention; the open
+model's mean is zero), [48:58] betas, [58:60] pixel position of keypoint 9 (middle-finger base) and [60] the
+metric length ‖xyz9 − xyz10‖ (stand-ins for FreiHAND's weak-perspective root and scale, which loaders do not
+use). Plus two side files FreiHAND does not have: ``<prefix>_side.json`` (["right"|"left"] per
 sample: "left" = a left hand stored mirrored, see :class:`~hmr.data.synthetic.samples.HandSampler`) and
 ``<prefix>_extra.npz`` (``rotmat`` (N, 16, 3, 3) per-joint rotations in the camera frame — the matrices the
 MANO parameters encode —, ``transl`` (N, 3) for the right model, ``is_left`` (N,), ``img_size`` (N, 2) = h, w).
