@@ -12,7 +12,7 @@ import torch
 from smplx.lbs import lbs as smplx_lbs
 
 import hmr.body as hb
-from hmr.body.safe_pickle import UnsafePickleError, load_model_pickle
+from hmr.utils.safe_pickle import UnsafePickleError, load_model_pickle
 
 
 class _FakeCh:

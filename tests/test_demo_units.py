@@ -1,13 +1,12 @@
 """Unit tests of hmr.demo: boxes, focal, detections files, detectors, inputs, writers, predictor, mask IoU."""
 import json
-import math
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from hmr.demo import boxes, detectors
+from hmr.demo import detectors
 from hmr.demo.boxes import Detection, box_from_keypoints, center_scale, mirror_box, parse_bbox
 from hmr.demo.detection_file import DetectionFile, DetectionFileError
 from hmr.demo.focal import exif_focal, resolve_focal

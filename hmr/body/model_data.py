@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 
 from hmr.body import joint_sets
-from hmr.body.safe_pickle import load_model_pickle
+from hmr.utils.safe_pickle import load_model_pickle
 
 PathLike = Union[str, os.PathLike]
 

@@ -5,7 +5,7 @@ confidence > 0, ``scale = 1.2 * max(w, h) / 200``; the global orientation is rot
 (R_root ← R_cam R_root). Items carry SMPL ``pose``/``betas``/``gender`` (the evaluation builds the GT mesh from
 them with the gendered model) and the OpenPose detections as ``openpose_2d``; 3DPW has no SPIN-24 2D/3D
 keypoints, so ``keypoints_2d``/``joints_3d`` have zero confidence and ``has_3d`` = 0.
-Pickles are read with a NumPy-only unpickler (:mod:`hmr.data.safe_pickle`), never plain ``pickle.load``.
+Pickles are read with a NumPy-only unpickler (:mod:`hmr.utils.safe_pickle`), never plain ``pickle.load``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from hmr.body.joint_sets import COCO_18_NAMES, OPENPOSE_25_NAMES
 from hmr.data.base import (GENDER_CODES, Annotation, DatasetOptions, EmptyDatasetError, ImageDataset,
                            axis_angle_to_matrix_np, check_file)
-from hmr.data.safe_pickle import load_numpy_pickle
+from hmr.utils.safe_pickle import load_numpy_pickle
 
 logger = logging.getLogger(__name__)
 

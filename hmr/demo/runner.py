@@ -219,7 +219,7 @@ class DemoRunner:
                 entry["side"] = det.side or opts.hand or self.model.side
             if is_video:
                 row = parameter_arrays(person, self.model.kind)
-                row.update({key: np.asarray(v)[None] for key, v in meta.items()})
+                row.update({key: np.asarray(v)[None] for key, v in meta.items() if key != "representation"})
                 row.update(frame_index=np.array([frame.index]), person_index=np.array([k]),
                            mirrored=np.array([person.mirrored]))
                 state.rows.append(row)
@@ -265,7 +265,8 @@ class DemoRunner:
             if state.rows:
                 path = state.folder / "params.npz"
                 arrays = stack_params(state.rows)
-                arrays.update(body_model=np.array(self.model.name), kind=np.array(self.model.kind))
+                arrays.update(body_model=np.array(self.model.name), kind=np.array(self.model.kind),
+                              representation=np.array(self.model.representation_name))
                 save_npz(path, **arrays)
                 self._written(path)
             state.rows = []

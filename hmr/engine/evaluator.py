@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from hmr.engine.forward import OrthoSwitches, body_forward, decode_outputs, rotation_matrices
+from hmr.engine.forward import Annealing, OrthoSwitches, blended_matrices, body_forward, decode_outputs
 from hmr.engine.gap import gap_report, kinematic_joints
 from hmr.engine.refit import refit_shape
 from hmr.protocols import Protocol, get_protocol
@@ -76,12 +76,14 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
             keypoint_set: str, batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
             source: str = "model", gt_models: Optional[GroundTruthModels] = None,
             fixed_pose: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
-            refit: bool = False) -> Dict[str, np.ndarray]:
+            refit: bool = False, train_blend: float = 0.0) -> Dict[str, np.ndarray]:
     """Predictions (through the inference mapping) and ground truth for every sample, as NumPy arrays.
 
     For the model source also the training-time matrices, skeleton and mesh of the same predictions (the
     train/inference gap, :mod:`hmr.engine.gap`), the GT kinematic joints (where ``has_pose``) and, with
     ``refit``, the inference mesh after the consistency refit of betas + translation (:mod:`hmr.engine.refit`).
+    The training-time matrices are what forward kinematics saw at the end of training: the FK switch's mapping,
+    blended by ``train_blend`` (projection annealing's final weight) towards the inference rotation.
     """
     device = next(body_model.buffers()).device
     if model is not None:
@@ -98,7 +100,8 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
         else:
             raw = model(batch["img"], batch["bbox_info"])
             pred = decode_outputs(raw, representation, body_model, batch, switches, keypoint_set, "inference")
-            train_rotmats = rotation_matrices(representation, raw["pose_params"], "train")
+            train_rotmats = blended_matrices(representation, raw["pose_params"], switches.forward_kinematics,
+                                             train_blend)
             train_body = body_forward(body_model, train_rotmats, raw["betas"], None, {})
             fields.update(train_vertices=train_body["vertices"], train_rotmats=train_rotmats,
                           train_kinematic=train_body["joints"], pred_kinematic=pred["joints"],
@@ -209,7 +212,8 @@ def score(protocol: Protocol, data: Mapping[str, np.ndarray]) -> Dict[str, Any]:
 
 def evaluate(model, representation, body_model, dataset, protocol: Protocol, switches: OrthoSwitches,
              keypoint_set: str, batch_size: int = 32, num_workers: int = 0, max_samples: Optional[int] = None,
-             source: str = "model", fixed_pose=None, refit: bool = False) -> Dict[str, Any]:
+             source: str = "model", fixed_pose=None, refit: bool = False,
+             train_blend: float = 0.0) -> Dict[str, Any]:
     """Collect + score; returns ``metrics``, ``per_sample``, ``protocol`` (as used), counts, timing, ``raw``
     and ``gap`` (per-joint / per-depth train/inference gap statistics; None for the oracle / mean-pose)."""
     if source not in SOURCES:
@@ -223,12 +227,19 @@ def evaluate(model, representation, body_model, dataset, protocol: Protocol, swi
     default_gt = body_model if protocol.gt_body_model_for(-1) == getattr(body_model, "name", None) else None
     gt_models = GroundTruthModels(protocol, device, default=default_gt)
     data = collect(model, representation, body_model, dataset, protocol, switches, keypoint_set, batch_size,
-                   num_workers, max_samples, source, gt_models, fixed_pose, refit)
+                   num_workers, max_samples, source, gt_models, fixed_pose, refit, train_blend)
     result = score(gt_models.protocol, data)
     result.update(protocol=gt_models.protocol.to_dict(), seconds=round(time.time() - t0, 2), source=source,
                   representation=representation.name, inference_mapping=switches.inference)
     result["raw"] = data
     return result
+
+
+def final_fk_blend(cfg: Mapping[str, Any]) -> float:
+    """Projection annealing's forward-kinematics weight at the last training step (0 without annealing)."""
+    annealing = Annealing.from_config((cfg.get("representation") or {}).get("anneal"))
+    steps = int((cfg.get("train") or {}).get("steps", 1))
+    return annealing.blend(steps - 1, steps).get("forward_kinematics", 0.0)
 
 
 def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, dataset_name: Optional[str] = None,
@@ -256,7 +267,8 @@ def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, d
                       OrthoSwitches.from_config(cfg["representation"]), keypoint_set,
                       batch_size=int(batch_size or ecfg.get("batch_size", 32)),
                       num_workers=int(num_workers if num_workers is not None else ecfg.get("num_workers", 0)),
-                      max_samples=max_samples, source=source, fixed_pose=fixed_pose, refit=refit)
+                      max_samples=max_samples, source=source, fixed_pose=fixed_pose, refit=refit,
+                      train_blend=final_fk_blend(cfg))
     result["dataset"] = {"name": dataset_name, "split": split, "size": len(dataset),
                          "unreadable_images": int(getattr(dataset, "skipped", 0))}
     if model is not None and was_training:

@@ -146,21 +146,27 @@ def quick_eval(model, rep, body_model, data: PoseSource, rows: slice) -> Dict[st
     model.train()
     s = torch.linalg.svdvals(train_m.double())
     det = torch.linalg.det(train_m.double())
+    s3 = torch.where(det < 0, -s[..., 2], s[..., 2])
+    cond = torch.where(s[..., 1] + s3 > 0, (s[..., 0] + s[..., 1]) / (s[..., 1] + s3).clamp(min=1e-300),
+                       torch.full_like(s3, float("inf")))
     return {"mpjpe": 1000.0 * float(point_gap(j_inf - j_inf[:, :1], gt).mean()),
             "train_mpjpe": 1000.0 * float(point_gap(j_train - j_train[:, :1], gt).mean()),
             "gap_joints": 1000.0 * float(point_gap(j_train, j_inf).mean()),
             "sv_min_mean": float(s[..., 2].mean()), "det_neg_frac": float((det < 0).double().mean()),
-            "sv_max_mean": float(s[..., 0].mean())}
+            "sv_max_mean": float(s[..., 0].mean()), "proj_cond_median": float(cond.median()),
+            "proj_cond_p95": float(cond.flatten().quantile(0.95))}
 
 
 @torch.no_grad()
-def final_eval(model, rep, body_model, data: PoseSource, do_refit: bool) -> Dict[str, Any]:
+def final_eval(model, rep, body_model, data: PoseSource, do_refit: bool, fk_weight: float = 0.0) -> Dict[str, Any]:
     """MPJPE / PA-MPJPE (24 kinematic joints, pelvis-aligned), PVE (pelvis-aligned mesh), the gap report and
-    the consistency refit, in mm, on the whole test pool."""
+    the consistency refit, in mm, on the whole test pool. The training-time mesh is the one FK saw at the last
+    step (``fk_weight``: the projection-annealing blend weight then; 0 for plain training)."""
     model.eval()
     out = model(data.joints)
     params, betas = out["pose_params"], out["betas"]
-    train_m, inf_m = rep.train_matrix(params), rep.inference_rotation(params)
+    train_m = blended_matrices(rep, params, "train", fk_weight)
+    inf_m = rep.inference_rotation(params)
     gt_body = body_model(full_pose=data.rotations, betas=data.betas)
     inf_body = body_model(full_pose=inf_m, betas=betas)
     train_body = body_model(full_pose=train_m, betas=betas)
@@ -243,7 +249,12 @@ def train_lifting(cfg: LiftingConfig, body_model, train_data: Optional[PoseSourc
         optim.step()
     history.append({"step": cfg.steps, **quick_eval(model, rep, body_model, test_data, val_rows)})
     seconds = time.perf_counter() - t0
-    final = final_eval(model, rep, body_model, test_data, cfg.refit)
+    final = final_eval(model, rep, body_model, test_data, cfg.refit,
+                       annealing.blend(cfg.steps - 1, cfg.steps).get("forward_kinematics", 0.0))
+    if annealing.kind != "none":  # the raw matrices' own gap, which annealing stops training at the end
+        raw = final_eval(model, rep, body_model, test_data, False)["metrics"]
+        final["metrics"].update({f"raw_{k}": raw[k] for k in ("inference_gap_pve_mm", "inference_gap_mpjpe_mm",
+                                                               "train_sv_min_mean", "train_det_neg_frac")})
     log.info("%s/%s rot=%g seed=%d: MPJPE %.1f mm, gap PVE %.1f mm (%.0f s)", cfg.representation, cfg.head,
              cfg.rotation_loss, cfg.seed, final["metrics"]["mpjpe_mm"],
              final["metrics"]["inference_gap_pve_mm"], seconds)

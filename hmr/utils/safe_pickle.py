@@ -1,6 +1,9 @@
-"""Read the official SMPL/MANO ``.pkl`` files without chumpy and without running code from the file.
+"""Restricted unpicklers: read untrusted pickles without running code from the file.
 
-The official files are Python-2 pickles of a dict holding numpy arrays, ``chumpy.ch.Ch`` objects (whose state
+- :func:`load_numpy_pickle`: dataset pickles (3DPW ``sequenceFiles``): plain containers and NumPy arrays only.
+- :func:`load_model_pickle`: official SMPL/MANO ``.pkl`` files, without chumpy installed.
+
+The official model files are Python-2 pickles of a dict holding numpy arrays, ``chumpy.ch.Ch`` objects (whose state
 keeps the array in ``x``) and ``scipy.sparse`` matrices. A pickle can name any importable callable, so this
 unpickler resolves only an allow-list: numpy's array/dtype reconstructors, ``copyreg._reconstructor``, plain containers
 (``object``, ``set``, ``list``, ...), and *inert stand-ins* for chumpy and scipy.sparse classes that only store their pickled state.
@@ -61,7 +64,16 @@ _STAND_IN_MODULES = ("chumpy", "scipy.sparse")
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that only resolves the allow-listed globals described in the module docstring."""
+    """Unpickler that only resolves the allow-listed globals described in the module docstring.
+
+    ``stand_ins=False`` (dataset pickles) also refuses chumpy / scipy.sparse classes.
+    """
+
+    def __init__(self, file: Any, *, stand_ins: bool = True, expected: str = "", **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.stand_ins = stand_ins
+        self.expected = expected or ("numpy arrays, chumpy arrays and scipy sparse matrices" if stand_ins
+                                     else "plain containers and numpy arrays")
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -69,12 +81,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _NUMPY_GLOBALS[key]
         if key in _BUILTIN_GLOBALS:
             return _BUILTIN_GLOBALS[key]
-        if any(module == m or module.startswith(m + ".") for m in _STAND_IN_MODULES):
+        if self.stand_ins and any(module == m or module.startswith(m + ".") for m in _STAND_IN_MODULES):
             return _stand_in(module, name)
-        raise UnsafePickleError(
-            f"refusing to load global {module}.{name} from a body-model pickle: only numpy arrays, chumpy "
-            "arrays and scipy sparse matrices are expected in official SMPL/MANO files"
-        )
+        raise UnsafePickleError(f"refusing to load global {module}.{name}: only {self.expected} are allowed here")
 
 
 def _csc_or_csr_to_dense(state: Dict[str, Any], source: str) -> np.ndarray:
@@ -105,6 +114,13 @@ def to_numpy(value: Any, key: str = "?") -> Any:
     raise ValueError(f"entry {key!r} has an unsupported pickled type {value.source}")
 
 
+def load_numpy_pickle(path: Union[str, os.PathLike], encoding: str = "latin1") -> Any:
+    """Load a dataset pickle of dicts/lists/strings/NumPy arrays safely (``latin1`` for Python-2 files)."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    return RestrictedUnpickler(io.BytesIO(raw), stand_ins=False, encoding=encoding).load()
+
+
 def load_model_pickle(path_or_bytes: Union[str, os.PathLike, bytes]) -> Dict[str, Any]:
     """Load an official SMPL/MANO pickle into a dict of plain numpy arrays (and strings/scalars)."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
@@ -112,7 +128,9 @@ def load_model_pickle(path_or_bytes: Union[str, os.PathLike, bytes]) -> Dict[str
     else:
         with open(path_or_bytes, "rb") as handle:
             raw = handle.read()
-    obj = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    obj = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1",
+                              expected="numpy arrays, chumpy arrays and scipy sparse matrices (official "
+                                       "SMPL/MANO files)").load()
     if not isinstance(obj, dict):
         raise ValueError(f"expected a dict in the body-model pickle, got {type(obj).__name__}")
     return {str(k): to_numpy(v, str(k)) for k, v in obj.items()}

@@ -1,0 +1,1 @@
+"""Experiments of issues 8 and 9: the lifting test bed, runners per experiment, the results report."""

@@ -1,0 +1,133 @@
+"""Image-based experiments of issue 8, trained with the project's trainer on the synthetic sets
+(configs/body_cpu.yaml / hand_cpu.yaml; create the data with
+``python tools/make_synthetic.py --config configs/synthetic/quick.yaml``).
+
+Each function takes a preset and an output folder and returns JSON-ready results: per run the overrides, the
+training summary, the eval history (every ``eval_every`` steps) and the final metrics (the evaluator's, which
+include the train/inference gap of :mod:`hmr.engine.gap`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from hmr.config import load_config
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = {"body": "body_cpu.yaml", "hand": "hand_cpu.yaml"}
+PRESETS = {
+    # cpu: <= 60 min per experiment on a 2-core CPU (resnet18, 128-px crops, quick synthetic sets)
+    "cpu": {"steps": 300, "eval_every": 50, "eval_samples": 100, "seeds": [0],
+            "extra": ["train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
+                      "train.tensorboard=false"]},
+    # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
+    "full": {"steps": 20000, "eval_every": 1000, "eval_samples": 1000, "seeds": [0, 1, 2],
+             "extra": ["model.backbone=resnet50", "model.input_size=[256, 192]", "data.crop_size=[256, 192]",
+                       "train.batch_size=64", "train.num_workers=8", "train.tensorboard=false"]},
+    # tiny: for tests (needs data.root pointing at tiny sets through HMR_EXPERIMENT_OVERRIDES)
+    "tiny": {"steps": 4, "eval_every": 2, "eval_samples": 8, "seeds": [0],
+             "extra": ["model.backbone=resnet_tiny", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
+                       "train.batch_size=4", "train.num_workers=0", "train.tensorboard=false",
+                       "eval.batch_size=8", "eval.num_workers=0", "train.checkpoint_every=1000"]},
+}
+TABLE_3A = [  # (rotation loss, forward kinematics, inference) mappings: PRoM Table 3a's switches
+    ("train", "train", "inference"),          # PRoM: raw everywhere in training, SVD at inference
+    ("inference", "train", "inference"),      # SVD only in the rotation loss
+    ("train", "inference", "inference"),      # SVD only in FK
+    ("inference", "inference", "inference"),  # SVD in the loop everywhere (svd9d)
+    ("train", "train", "train"),              # never orthogonalized (raw matrices exported)
+]
+
+
+def _check_data(cfg) -> None:
+    root = Path(cfg["data"]["root"])
+    if not root.exists():
+        raise FileNotFoundError(f"synthetic data not found under {root}: create it with "
+                                "`python tools/make_synthetic.py --config configs/synthetic/quick.yaml`")
+
+
+def train_and_eval(kind: str, overrides: Sequence[str], out_dir: Path, preset: str) -> Dict[str, Any]:
+    """Train one configuration with the trainer (evaluating every ``eval_every`` steps) and return the summary
+    and eval history. ``HMR_EXPERIMENT_OVERRIDES`` (space-separated ``key=value``) is applied last."""
+    import os
+
+    from hmr.engine.trainer import Trainer
+    p = PRESETS[preset]
+    all_overrides = ([f"train.steps={p['steps']}", f"train.eval_every={p['eval_every']}",
+                      f"eval.max_samples_during_training={p['eval_samples']}", "train.final_eval=false"]
+                     + p["extra"] + list(overrides) + os.environ.get("HMR_EXPERIMENT_OVERRIDES", "").split())
+    cfg = load_config(str(CONFIG_DIR / CONFIGS[kind]), all_overrides)
+    _check_data(cfg)
+    summary = Trainer(cfg, out_dir).run()
+    history = []
+    eval_file = out_dir / "eval_history.csv"
+    if eval_file.exists():
+        for line in eval_file.read_text().splitlines():
+            step, *pairs = line.split(",")
+            history.append({"step": int(step), **{k: float(v) for k, v in (x.split("=") for x in pairs)}})
+    return {"kind": kind, "overrides": list(overrides), "history": history, "final": summary.get("eval") or {},
+            "skipped_steps": summary["skipped_steps"], "seconds": summary["seconds"],
+            "train_last": summary.get("final", {})}
+
+
+def _grid(preset: str, out_dir: Path, runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Run every {label, kind, overrides} (per seed), keep going when one diverges."""
+    from hmr.engine.trainer import TrainingDiverged
+    results = []
+    for seed in PRESETS[preset]["seeds"]:
+        for run in runs:
+            run_dir = out_dir / f"{run['label'].replace('/', '_')}_{run['kind']}_seed{seed}"
+            try:
+                result = train_and_eval(run["kind"], run["overrides"] + [f"train.seed={seed}"], run_dir, preset)
+                result["diverged"] = False
+            except TrainingDiverged as exc:
+                result = {"kind": run["kind"], "overrides": run["overrides"], "diverged": True, "error": str(exc)}
+            results.append({"label": run["label"], "seed": seed, **result})
+    return results
+
+
+def _settings(preset: str) -> Dict[str, Any]:
+    return {"configs": {k: f"configs/{v}" for k, v in CONFIGS.items()}, **PRESETS[preset]}
+
+
+def convergence(preset: str, out_dir: Path) -> Dict[str, Any]:
+    """PRoM Fig. 2c/d: eval error every K steps, fixed lr, body and hand sets."""
+    reps = ["prom", "6d", "6d_free", "svd9d"]
+    runs = [{"label": r, "kind": k, "overrides": [f"representation.name={r}"]} for k in ("body", "hand") for r in reps]
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+
+
+def learning_rates(preset: str, out_dir: Path) -> Dict[str, Any]:
+    """PRoM Table 3b: final error and divergence per learning rate."""
+    runs = [{"label": f"{r}/lr={lr:g}", "kind": "body", "overrides": [f"representation.name={r}", f"train.lr={lr}"]}
+            for r in ("prom", "6d", "svd9d") for lr in (1e-4, 2e-4, 5e-4, 8e-4)]
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+
+
+def orthogonalization(preset: str, out_dir: Path) -> Dict[str, Any]:
+    """PRoM Table 3a: where to orthogonalize (rotation loss / FK / inference), prom's raw 9 numbers."""
+    runs = [{"label": f"loss={a},fk={b},inf={c}", "kind": "body",
+             "overrides": ["representation.name=prom", f"representation.rotation_loss={a}",
+                           f"representation.forward_kinematics={b}", f"representation.inference={c}"]}
+            for a, b, c in TABLE_3A]
+    return {"settings": _settings(preset), "rows": TABLE_3A, "runs": _grid(preset, out_dir, runs)}
+
+
+def downstream_only(preset: str, out_dir: Path) -> Dict[str, Any]:
+    """PRoM Table 2b analogue: 2D keypoints only — no rotation, 3D joint, vertex or shape labels."""
+    only_2d = ["loss.rotation=0", "loss.joints3d=0", "loss.vertices=0", "loss.betas_gt=0", "loss.representation=0"]
+    runs = [{"label": r, "kind": "body", "overrides": [f"representation.name={r}"] + only_2d}
+            for r in ("prom", "6d", "svd9d")]
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+
+
+def raw_fk(preset: str, out_dir: Path) -> Dict[str, Any]:
+    """Zhou 2019's warning: raw matrices into FK without a rotation loss — bone-length error of the
+    training-time skeleton and of the SVD skeleton (evaluator's train_/inference_bone_error_mm)."""
+    runs = [{"label": f"{r}/{'rotloss' if w else 'no-rotloss'}", "kind": "body",
+             "overrides": [f"representation.name={r}", f"loss.rotation={w}"]}
+            for r in ("prom", "6d") for w in (0.0, 1.0)]
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}

@@ -1,0 +1,57 @@
+"""``tools/experiment.py prom-gap``: PRoM's train/inference gap and its fixes on the keypoint-lifting test bed
+(issue 9 "Show"): prom, prom + each fix, 6d and svd9d; with and without a rotation loss; plain vs mean-pose
+residual head; several seeds. The consistency refit (fix 4) is inference-only, so it is reported from the
+plain ``prom`` runs (``refit_*`` metrics) as the row ``prom+refit``."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import hmr.body
+from hmr.experiments.lifting import LiftingConfig, PoseSource, train_lifting
+
+log = logging.getLogger(__name__)
+
+ANNEAL = {"kind": "linear", "start": 0.6, "end": 0.9, "targets": ["forward_kinematics", "rotation_loss"]}
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    "prom": {},
+    "prom+ortho": {"orthogonality": 0.1},
+    "prom+anneal": {"anneal": ANNEAL},
+    "prom+scale_free": {"representation": "prom_scale_free", "rep_options": {"mode": "frobenius"}},
+    "6d": {"representation": "6d"},
+    "svd9d": {"representation": "svd9d"},
+}
+CONDITIONS = [  # (label, rotation-loss weight, head)
+    ("rotloss/residual", 1.0, "residual"), ("rotloss/plain", 1.0, "plain"),
+    ("joints-only/residual", 0.0, "residual"), ("joints-only/plain", 0.0, "plain"),
+]
+PRESETS = {
+    "tiny": {"steps": 6, "seeds": [0], "eval_every": 3, "train_pool": 64, "test_size": 16, "val_size": 16,
+             "batch_size": 16, "hidden": 32, "conditions": CONDITIONS[:1] + CONDITIONS[3:]},
+    "cpu": {"steps": 800, "seeds": [0, 1], "eval_every": 50, "train_pool": 20000, "test_size": 500,
+            "val_size": 256, "batch_size": 128, "hidden": 256, "conditions": CONDITIONS},
+    "full": {"steps": 5000, "seeds": [0, 1, 2, 3, 4], "eval_every": 100, "train_pool": 100000,
+             "test_size": 2000, "val_size": 512, "batch_size": 256, "hidden": 512, "conditions": CONDITIONS},
+}
+
+
+def run(preset: str, work_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Every (variant, condition, seed) of the preset; returns the JSON-ready results."""
+    p = PRESETS[preset]
+    body_model = hmr.body.load("open-smpl")
+    test = PoseSource(body_model, p["test_size"], 99)
+    runs: List[Dict[str, Any]] = []
+    for seed in p["seeds"]:
+        train = PoseSource(body_model, p["train_pool"], 1000 + seed)
+        for label, rot_weight, head in p["conditions"]:
+            for variant, options in VARIANTS.items():
+                cfg = LiftingConfig(**{"steps": p["steps"], "eval_every": p["eval_every"], "seed": seed,
+                                       "rotation_loss": rot_weight, "head": head, "batch_size": p["batch_size"],
+                                       "hidden": p["hidden"], "train_pool": p["train_pool"],
+                                       "test_size": p["test_size"], "val_size": p["val_size"], **options})
+                result = train_lifting(cfg, body_model, train, test)
+                runs.append({"variant": variant, "condition": label, "seed": seed, **result})
+    return {"experiment": "prom-gap", "preset": preset, "task": "keypoint lifting (open-smpl, 24 joints)",
+            "variants": VARIANTS, "conditions": [c[0] for c in p["conditions"]],
+            "settings": {k: v for k, v in p.items() if k != "conditions"}, "runs": runs}
