@@ -46,8 +46,8 @@ def test_prom_gap_tiny_then_report(tmp_path):
 
 
 def test_cli_errors(tmp_path):
-    proc = run_tool("no-such-experiment", "--out", tmp_path, check=False)
-    assert proc.returncode == 2 and "unknown experiment" in proc.stderr
+    with pytest.raises(ValueError, match="unknown experiment"):
+        registry.run_experiment("no-such-experiment", "cpu", tmp_path)
     # image experiments need the synthetic sets: a clear message, not a traceback
     proc = run_tool("convergence", "--preset", "cpu", "--out", tmp_path, check=False, cwd=tmp_path)
     assert proc.returncode == 2 and "make_synthetic.py" in proc.stderr

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import TINY_TRAIN_OVERRIDES
@@ -50,6 +51,7 @@ def test_train_with_fixes_logs_gap_then_eval_refit(tiny_synthetic_root, tmp_path
     assert len(gap["per_joint"]["sv_mean"]) == 24 and len(gap["per_depth"]["world_scale"]) == 9
 
 
+@pytest.mark.slow
 def test_plain_prom_eval_reports_a_nonzero_gap(tiny_synthetic_root, tmp_path):
     out = tmp_path / "run"
     run_tool("tools/train.py", "--config", "configs/body_cpu.yaml", "--out", out, f"data.root={tiny_synthetic_root}",

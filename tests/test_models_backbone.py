@@ -125,3 +125,14 @@ def test_vit_checkpoint_with_class_token_is_adapted(tmp_path):
     expected = expected.permute(0, 2, 3, 1).reshape(1, 12, -1)
     torch.testing.assert_close(net.model.pos_embed, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(net.model.blocks[0].attn.qkv.weight, state["blocks.0.attn.qkv.weight"])
+
+
+def test_feature_dim_matches_output_for_models_with_a_pre_logits_head():
+    """MobileNetV3's pooled vector (1024) is wider than its feature map (576): feature_dim must say so."""
+    import torch
+
+    from hmr.models import build_backbone
+    for spatial in (False, True):
+        backbone, dim = build_backbone("mobilenetv3_small_100", input_size=(64, 48), spatial=spatial)
+        out = backbone(torch.randn(1, 3, 64, 48))
+        assert out.shape[1] == dim

@@ -3,7 +3,8 @@
 A detector is any callable ``detector(image: HxWx3 uint8 RGB) -> list[Detection]``. :func:`build_detector`
 turns the ``--detector`` value into one:
 
-- ``auto``: ``hog`` where the installed OpenCV has it, else ``face``;
+- ``auto``: confident ``hog`` detections (SVM score ≥ 1), else ``face``, else the weaker ``hog`` ones
+  (HOG misses half-body portraits and fires on round objects there; a face is the better cue in such photos);
 - ``hog``: OpenCV's built-in HOG + linear-SVM people detector (OpenCV 4.x; OpenCV 5 removed ``HOGDescriptor``);
 - ``face``: scikit-image's bundled LBP frontal-face cascade, each face extended to a standing-person box
   (a heuristic for photographs where HOG is unavailable);
@@ -204,6 +205,15 @@ def _wrap_plugin(detector: Callable, spec: str) -> Detector:
     return run
 
 
+def cascade(primary: Detector, fallback: Detector, confident: float) -> Detector:
+    """``primary``'s detections scoring ≥ ``confident``; else ``fallback``'s; else ``primary``'s weaker ones."""
+    def run(image: np.ndarray) -> List[Detection]:
+        found = primary(image)
+        strong = [d for d in found if d.score >= confident]
+        return strong or fallback(image) or found
+    return run
+
+
 def build_detector(spec: str, kind: str) -> Optional[Detector]:
     """The detector named by ``spec`` for ``kind`` (``"body"``/``"hand"``); None for ``"none"``."""
     if spec in _REGISTRY:
@@ -216,8 +226,10 @@ def build_detector(spec: str, kind: str) -> Optional[Detector]:
                 raise DetectorError(f"--detector {spec} finds people, not hands; give hand boxes with --bbox or "
                                     "--detections (boxes or hand keypoints), or a local hand model file")
             return None
-        if spec == "hog" or (spec == "auto" and hog_available()):
+        if spec == "hog":
             return HogPeopleDetector()
+        if spec == "auto" and hog_available():
+            return cascade(HogPeopleDetector(), FacePersonDetector(), confident=1.0)
         return FacePersonDetector()
     path = Path(spec)
     if path.suffix.lower() in MODEL_SUFFIXES:

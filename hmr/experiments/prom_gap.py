@@ -17,6 +17,8 @@ ANNEAL = {"kind": "linear", "start": 0.6, "end": 0.9, "targets": ["forward_kinem
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "prom": {},
     "prom+ortho": {"orthogonality": 0.1},
+    "prom+ortho1": {"orthogonality": 1.0},
+    "prom+ortho10": {"orthogonality": 10.0},
     "prom+anneal": {"anneal": ANNEAL},
     "prom+scale_free": {"representation": "prom_scale_free", "rep_options": {"mode": "frobenius"}},
     "6d": {"representation": "6d"},
@@ -28,7 +30,7 @@ CONDITIONS = [  # (label, rotation-loss weight, head)
 ]
 PRESETS = {
     "tiny": {"steps": 6, "seeds": [0], "eval_every": 3, "train_pool": 64, "test_size": 16, "val_size": 16,
-             "batch_size": 16, "hidden": 32, "conditions": CONDITIONS[:1] + CONDITIONS[3:]},
+             "batch_size": 16, "hidden": 32, "conditions": CONDITIONS[3:]},
     "cpu": {"steps": 800, "seeds": [0, 1], "eval_every": 50, "train_pool": 20000, "test_size": 500,
             "val_size": 256, "batch_size": 128, "hidden": 256, "conditions": CONDITIONS},
     "full": {"steps": 5000, "seeds": [0, 1, 2, 3, 4], "eval_every": 100, "train_pool": 100000,
@@ -36,9 +38,26 @@ PRESETS = {
 }
 
 
+def _previous_runs(preset: str, work_dir: Optional[Path]) -> Dict[tuple, Dict[str, Any]]:
+    """Runs of an earlier result file of this preset with identical settings, by (variant, condition, seed),
+    kept only where the variant's options are unchanged — so adding a variant does not rerun the others."""
+    import json
+    path = None if work_dir is None else Path(work_dir).parent / f"{preset}.json"
+    if path is None or not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    settings = {k: v for k, v in PRESETS[preset].items() if k != "conditions"}
+    if old.get("settings") != settings:
+        return {}
+    return {(r["variant"], r["condition"], r["seed"]): r for r in old["runs"]
+            if old["variants"].get(r["variant"]) == VARIANTS.get(r["variant"])}
+
+
 def run(preset: str, work_dir: Optional[Path] = None) -> Dict[str, Any]:
-    """Every (variant, condition, seed) of the preset; returns the JSON-ready results."""
+    """Every (variant, condition, seed) of the preset; returns the JSON-ready results. Runs found in an earlier
+    result file with the same settings and variant options are reused (logged)."""
     p = PRESETS[preset]
+    previous = _previous_runs(preset, work_dir)
     body_model = hmr.body.load("open-smpl")
     test = PoseSource(body_model, p["test_size"], 99)
     runs: List[Dict[str, Any]] = []
@@ -46,6 +65,10 @@ def run(preset: str, work_dir: Optional[Path] = None) -> Dict[str, Any]:
         train = PoseSource(body_model, p["train_pool"], 1000 + seed)
         for label, rot_weight, head in p["conditions"]:
             for variant, options in VARIANTS.items():
+                if (variant, label, seed) in previous:
+                    log.info("reusing %s / %s / seed %d from the previous result file", variant, label, seed)
+                    runs.append(previous[(variant, label, seed)])
+                    continue
                 cfg = LiftingConfig(**{"steps": p["steps"], "eval_every": p["eval_every"], "seed": seed,
                                        "rotation_loss": rot_weight, "head": head, "batch_size": p["batch_size"],
                                        "hidden": p["hidden"], "train_pool": p["train_pool"],

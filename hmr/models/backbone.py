@@ -75,7 +75,9 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     model, is_vit = _create_timm_model(name, input_size)
     if checkpoint is not None:
         load_backbone_checkpoint(model, checkpoint, prefix=checkpoint_prefix)
-    feature_dim = int(model.num_features)
+    # Pooled features can be wider than the feature map when a model has a pre-logits head (MobileNetV3:
+    # 576-channel map, 1024-d pooled vector); timm calls that width head_hidden_size.
+    feature_dim = int(model.num_features if spatial else getattr(model, "head_hidden_size", None) or model.num_features)
     logger.info("backbone %s: %d features, %.1fM parameters", name, feature_dim,
                 sum(p.numel() for p in model.parameters()) / 1e6)
     return Backbone(model, name, feature_dim, spatial, input_size, is_vit), feature_dim
