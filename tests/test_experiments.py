@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hmr.experiments import registry, rotation_tasks
+from hmr.experiments.prom_gap import VARIANTS
 from hmr.experiments.report import early_error, goal_statement, prom_gap_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ def test_prom_gap_tiny_then_report(tmp_path):
     result = json.loads((out / "prom-gap" / "tiny.json").read_text())
     assert result["machine"]["cpu_count"] and result["wall_seconds"] > 0
     variants = {r["variant"] for r in result["runs"]}
-    assert variants == {"prom", "prom+ortho", "prom+anneal", "prom+scale_free", "6d", "svd9d"}
+    assert variants == set(VARIANTS) and {"prom+anneal", "prom+scale_free", "6d", "svd9d"} <= variants
     for run in result["runs"]:
         m = run["final"]["metrics"]
         assert all(v == v for v in m.values()), run["variant"]          # no NaN
@@ -45,12 +46,25 @@ def test_prom_gap_tiny_then_report(tmp_path):
     assert "## Not run yet" in text and "`convergence`" in text
 
 
-def test_cli_errors(tmp_path):
+def _cli():
+    """tools/experiment.py loaded in-process (its main() takes argv), to test error paths without a subprocess."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("experiment_cli", REPO / "tools" / "experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_errors(tmp_path, capsys, monkeypatch):
+    cli = _cli()
+    assert cli.main(["no-such-experiment", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    # image experiments need the synthetic sets: a clear message, not a traceback
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["convergence", "--preset", "cpu", "--out", str(tmp_path)]) == 2
+    assert "make_synthetic.py" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown experiment"):
         registry.run_experiment("no-such-experiment", "cpu", tmp_path)
-    # image experiments need the synthetic sets: a clear message, not a traceback
-    proc = run_tool("convergence", "--preset", "cpu", "--out", tmp_path, check=False, cwd=tmp_path)
-    assert proc.returncode == 2 and "make_synthetic.py" in proc.stderr
     with pytest.raises(ValueError, match="preset"):
         registry.run_experiment("prom-gap", "huge", tmp_path)
 
@@ -84,3 +98,23 @@ def test_goal_statement_on_constructed_rows():
     assert early_error(result["runs"][0]["history"]) == 100
     statement = goal_statement(rows)
     assert "prom+x: MEETS" in statement and "prom: misses" in statement
+
+
+def test_image_runs_reuse_finished_runs_and_collect_only(tmp_path):
+    from hmr.experiments import image_runs
+    from hmr.experiments.report import image_section
+    finished = tmp_path / "prom_no-rotloss_body_seed0"
+    finished.mkdir()
+    (finished / "summary.json").write_text(json.dumps({"skipped_steps": 0, "seconds": 1.0,
+                                                       "eval": {"mpjpe_mm": 120.0, "train_bone_error_mm": 9.0}}))
+    (finished / "eval_history.csv").write_text("50,mpjpe_mm=150.000,pa_mpjpe_mm=90.000\n"
+                                               "100,mpjpe_mm=120.000,pa_mpjpe_mm=80.000\n")
+    result = image_runs.raw_fk("cpu", tmp_path, collect_only=True)
+    by_label = {r["label"]: r for r in result["runs"]}
+    assert by_label["prom/no-rotloss"]["final"]["mpjpe_mm"] == 120.0
+    assert [h["step"] for h in by_label["prom/no-rotloss"]["history"]] == [50, 100]
+    assert by_label["6d/rotloss"].get("not_run") is True
+    text = image_section("raw-fk", result, tmp_path / "figures")
+    assert "| prom/no-rotloss | body | 0 | 120.0 |" in text and "not run" in text
+    with pytest.raises(ValueError, match="collect-only"):
+        registry.run_experiment("prom-gap", "tiny", tmp_path, collect_only=True)

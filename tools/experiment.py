@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results", nargs="*", default=None,
                         help="report: result roots to read, later ones win (default: docs/results then --out)")
     parser.add_argument("--docs", default="docs", help="report: where results.md and figures/ go")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="image experiments: write the JSON from the finished runs only (no training)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     setup_logging()
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
                 raise ValueError(f"unknown experiment {name!r}; expected one of {registry.names()}, "
                                  "'all' or 'report'")
         for name in todo:
-            print(f"wrote {registry.run_experiment(name, args.preset, Path(args.out))}")
+            print(f"wrote {registry.run_experiment(name, args.preset, Path(args.out), args.collect_only)}")
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,9 +8,10 @@ include the train/inference gap of :mod:`hmr.engine.gap`).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hmr.config import load_config
 
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIGS = {"body": "body_cpu.yaml", "hand": "hand_cpu.yaml"}
 PRESETS = {
-    # cpu: <= 60 min per experiment on a 2-core CPU (resnet18, 128-px crops, quick synthetic sets)
-    "cpu": {"steps": 300, "eval_every": 50, "eval_samples": 100, "seeds": [0],
+    # cpu: resnet18, 128-px crops, quick synthetic sets; measured 3.4-4.5 s/step (batch 32) on the shared 2-core
+    # machine, so a 4-5 run grid of 150 steps stays near 60 min there (about 1 s/step on an idle one)
+    "cpu": {"steps": 150, "eval_every": 50, "eval_samples": 100, "seeds": [0],
             "extra": ["train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
                       "train.tensorboard=false"]},
     # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
@@ -49,6 +51,22 @@ def _check_data(cfg) -> None:
                                 "`python tools/make_synthetic.py --config configs/synthetic/quick.yaml`")
 
 
+def _read_run(out_dir: Path) -> Optional[Dict[str, Any]]:
+    """Summary + eval history of a finished run directory (None when the run did not finish)."""
+    summary_file = out_dir / "summary.json"
+    if not summary_file.is_file():
+        return None
+    summary = json.loads(summary_file.read_text())
+    by_step: Dict[int, Dict[str, float]] = {}  # the final evaluation repeats the last periodic one
+    eval_file = out_dir / "eval_history.csv"
+    if eval_file.exists():
+        for line in eval_file.read_text().splitlines():
+            step, *pairs = line.split(",")
+            by_step[int(step)] = {"step": int(step), **{k: float(v) for k, v in (x.split("=") for x in pairs)}}
+    return {"history": [by_step[k] for k in sorted(by_step)], "final": summary.get("eval") or {}, "skipped_steps": summary["skipped_steps"],
+            "seconds": summary["seconds"], "train_last": summary.get("final", {})}
+
+
 def train_and_eval(kind: str, overrides: Sequence[str], out_dir: Path, preset: str) -> Dict[str, Any]:
     """Train one configuration with the trainer (evaluating every ``eval_every`` steps) and return the summary
     and eval history. ``HMR_EXPERIMENT_OVERRIDES`` (space-separated ``key=value``) is applied last."""
@@ -61,25 +79,27 @@ def train_and_eval(kind: str, overrides: Sequence[str], out_dir: Path, preset: s
                      + p["extra"] + list(overrides) + os.environ.get("HMR_EXPERIMENT_OVERRIDES", "").split())
     cfg = load_config(str(CONFIG_DIR / CONFIGS[kind]), all_overrides)
     _check_data(cfg)
-    summary = Trainer(cfg, out_dir).run()
-    history = []
-    eval_file = out_dir / "eval_history.csv"
-    if eval_file.exists():
-        for line in eval_file.read_text().splitlines():
-            step, *pairs = line.split(",")
-            history.append({"step": int(step), **{k: float(v) for k, v in (x.split("=") for x in pairs)}})
-    return {"kind": kind, "overrides": list(overrides), "history": history, "final": summary.get("eval") or {},
-            "skipped_steps": summary["skipped_steps"], "seconds": summary["seconds"],
-            "train_last": summary.get("final", {})}
+    Trainer(cfg, out_dir).run()
+    return {"kind": kind, "overrides": list(overrides), **_read_run(out_dir)}
 
 
-def _grid(preset: str, out_dir: Path, runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Run every {label, kind, overrides} (per seed), keep going when one diverges."""
+def _grid(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_only: bool = False
+          ) -> List[Dict[str, Any]]:
+    """Run every {label, kind, overrides} (per seed), keep going when one diverges. A run whose directory holds a
+    finished run (summary.json) is reused; ``collect_only`` trains nothing and records the missing runs as such."""
     from hmr.engine.trainer import TrainingDiverged
     results = []
     for seed in PRESETS[preset]["seeds"]:
         for run in runs:
             run_dir = out_dir / f"{run['label'].replace('/', '_')}_{run['kind']}_seed{seed}"
+            done = _read_run(run_dir)
+            if done is not None or collect_only:
+                log.info("%s %s seed %d: %s", run["label"], run["kind"], seed,
+                         "reused" if done else "not run (collect-only)")
+                results.append({"label": run["label"], "seed": seed, "kind": run["kind"],
+                                "overrides": run["overrides"], "diverged": False,
+                                **(done or {"not_run": True, "history": [], "final": {}})})
+                continue
             try:
                 result = train_and_eval(run["kind"], run["overrides"] + [f"train.seed={seed}"], run_dir, preset)
                 result["diverged"] = False
@@ -93,41 +113,41 @@ def _settings(preset: str) -> Dict[str, Any]:
     return {"configs": {k: f"configs/{v}" for k, v in CONFIGS.items()}, **PRESETS[preset]}
 
 
-def convergence(preset: str, out_dir: Path) -> Dict[str, Any]:
+def convergence(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
     """PRoM Fig. 2c/d: eval error every K steps, fixed lr, body and hand sets."""
     reps = ["prom", "6d", "6d_free", "svd9d"]
     runs = [{"label": r, "kind": k, "overrides": [f"representation.name={r}"]} for k in ("body", "hand") for r in reps]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
 
 
-def learning_rates(preset: str, out_dir: Path) -> Dict[str, Any]:
+def learning_rates(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
     """PRoM Table 3b: final error and divergence per learning rate."""
     runs = [{"label": f"{r}/lr={lr:g}", "kind": "body", "overrides": [f"representation.name={r}", f"train.lr={lr}"]}
             for r in ("prom", "6d", "svd9d") for lr in (1e-4, 2e-4, 5e-4, 8e-4)]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
 
 
-def orthogonalization(preset: str, out_dir: Path) -> Dict[str, Any]:
+def orthogonalization(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
     """PRoM Table 3a: where to orthogonalize (rotation loss / FK / inference), prom's raw 9 numbers."""
     runs = [{"label": f"loss={a},fk={b},inf={c}", "kind": "body",
              "overrides": ["representation.name=prom", f"representation.rotation_loss={a}",
                            f"representation.forward_kinematics={b}", f"representation.inference={c}"]}
             for a, b, c in TABLE_3A]
-    return {"settings": _settings(preset), "rows": TABLE_3A, "runs": _grid(preset, out_dir, runs)}
+    return {"settings": _settings(preset), "rows": TABLE_3A, "runs": _grid(preset, out_dir, runs, collect_only)}
 
 
-def downstream_only(preset: str, out_dir: Path) -> Dict[str, Any]:
+def downstream_only(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
     """PRoM Table 2b analogue: 2D keypoints only — no rotation, 3D joint, vertex or shape labels."""
     only_2d = ["loss.rotation=0", "loss.joints3d=0", "loss.vertices=0", "loss.betas_gt=0", "loss.representation=0"]
     runs = [{"label": r, "kind": "body", "overrides": [f"representation.name={r}"] + only_2d}
             for r in ("prom", "6d", "svd9d")]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
 
 
-def raw_fk(preset: str, out_dir: Path) -> Dict[str, Any]:
+def raw_fk(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
     """Zhou 2019's warning: raw matrices into FK without a rotation loss — bone-length error of the
     training-time skeleton and of the SVD skeleton (evaluator's train_/inference_bone_error_mm)."""
     runs = [{"label": f"{r}/{'rotloss' if w else 'no-rotloss'}", "kind": "body",
              "overrides": [f"representation.name={r}", f"loss.rotation={w}"]}
             for r in ("prom", "6d") for w in (0.0, 1.0)]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs)}
+    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}

@@ -56,15 +56,22 @@ def result_path(out_root: Path, name: str, preset: str) -> Path:
     return Path(out_root) / name / f"{preset}.json"
 
 
-def run_experiment(name: str, preset: str, out_root: Path) -> Path:
-    """Run one experiment with a preset and write its JSON; returns the path."""
+IMAGE_EXPERIMENTS = ("convergence", "lr", "orthogonalization", "downstream-only", "raw-fk")
+
+
+def run_experiment(name: str, preset: str, out_root: Path, collect_only: bool = False) -> Path:
+    """Run one experiment with a preset and write its JSON; returns the path. Image experiments reuse finished
+    runs in their work folder; ``collect_only`` (image experiments only) writes the JSON from those without
+    training the missing ones."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     func = _function(name)
     t0 = time.time()
     work_dir = Path(out_root) / name / f"{preset}_work"  # checkpoints, logs, figures of the runs
     work_dir.mkdir(parents=True, exist_ok=True)
-    result = func(preset, work_dir)
+    if collect_only and name not in IMAGE_EXPERIMENTS:
+        raise ValueError(f"--collect-only applies to the image experiments {IMAGE_EXPERIMENTS}, not {name!r}")
+    result = func(preset, work_dir, collect_only=True) if collect_only else func(preset, work_dir)
     result.update(name=name, preset=preset, machine=machine(), wall_seconds=round(time.time() - t0, 1),
                   finished=time.strftime("%Y-%m-%d %H:%M:%S"))
     path = result_path(out_root, name, preset)

@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
@@ -63,6 +63,7 @@ def early_error(history: List[Dict[str, float]], fraction: float = 0.125) -> flo
 
 # ------------------------------------------------------------------ prom-gap
 PROM_GAP_COLUMNS = [("mpjpe_mm", "MPJPE"), ("pa_mpjpe_mm", "PA-MPJPE"), ("pve_mm", "PVE"),
+                    ("train_mpjpe_mm", "train-mesh MPJPE"),
                     ("inference_gap_mpjpe_mm", "gap MPJPE"), ("inference_gap_pve_mm", "gap PVE"),
                     ("train_bone_error_mm", "train bone err"), ("train_sv_min_mean", "mean s3"),
                     ("train_det_neg_frac", "det<0")]
@@ -105,7 +106,8 @@ def goal_statement(rows: List[Dict[str, Any]]) -> str:
         return "not enough variants to check the goal"
     best_baseline = min(mean(by[v], "mpjpe_mm") for v in ("6d", "svd9d") if v in by)
     prom_early = mean(by["prom"], "early")
-    verdicts = []
+    baseline_early = ", ".join(f"{v} {mean(by[v], 'early'):.1f}" for v in ("6d", "svd9d") if v in by)
+    verdicts = [f"(early MPJPE: prom {prom_early:.1f} mm vs {baseline_early})"]
     for name, r in by.items():
         if not name.startswith("prom"):
             continue
@@ -126,7 +128,8 @@ def prom_gap_section(result: Dict[str, Any], figures: Path) -> str:
              "mm, 24 kinematic joints / 6890 vertices, pelvis-aligned; mean ± std over seeds "
              f"{result['settings']['seeds']}. *gap* = training-time mesh vs exported (SVD) mesh of the same "
              "prediction; *early* = inference MPJPE at 1/8 of training; *mean s3* = mean signed smallest "
-             "singular value of the training matrices. Variants: "
+             "singular value of the training matrices; *train-mesh MPJPE* = error of the training-time skeleton "
+             "(what the losses saw). Variants: "
              + ", ".join(f"`{k}` {json.dumps(v)}" for k, v in result["variants"].items())
              + "; `prom+refit` = the prom model with the inference-time consistency refit (betas + translation).",
              ""]
@@ -182,8 +185,8 @@ def gradients_section(result: Dict[str, Any], figures: Path, results_dir: Path) 
     spectra = result.get("mapping_spectra_near_rotations", {})
     if spectra:
         lines += ["Training-map Jacobians at R + N(0, 0.1²) (autograd): rank and condition number (median / p99), "
-                  "λ_min(BBᵀ) median (PRoM Theorem 2).", "", "| map | dim | ranks | cond median | cond p99 | λ_min median |",
-                  "|---|---|---|---|---|---|"]
+                  "λ_min(BBᵀ) median (PRoM Theorem 2).", "",
+                  "| map | dim | ranks | cond median | cond p99 | λ_min median |", "|---|---|---|---|---|---|"]
         for name, s in spectra.items():
             lines.append(f"| {name} | {s['dim']} | {s['rank_values']} | {s['condition']['median']:.3g} | "
                          f"{s['condition']['p99']:.3g} | {s['lambda_min_BBt']['median']:.3g} |")
@@ -249,17 +252,29 @@ def recovery_section(result: Dict[str, Any]) -> str:
         lines.append(f"| {r['representation']} | {r['mean_deg']:.3f} | {r['median_deg']:.3f} | {r['max_deg']:.2f} | "
                      f"{r['std_deg']:.3f} | {'/'.join(f'{v:.2f}' for v in pub) if pub else '–'} | "
                      f"{r['train_seconds']:.0f} |")
-    return "\n".join(lines + [""])
+    ranking = " < ".join(r["representation"] for r in sorted(result["rows"], key=lambda r: r["mean_deg"]))
+    return "\n".join(lines + ["", f"Ranking by mean error: {ranking}.", ""])
 
 
 def point_cloud_section(result: Dict[str, Any]) -> str:
     lines = ["## point-cloud (issue 8.7): rotation from a point cloud of the open body / hand mesh", "",
-             f"Settings: `{json.dumps(result['settings'])}`. Geodesic error of the inference rotation, degrees.", "",
+             f"Settings: `{json.dumps(result['settings'])}`. Geodesic error of the inference rotation, degrees. "
+             "The body template is nearly left-right symmetric, so some rotations are close to indistinguishable "
+             "from a point cloud (max errors near 180°); read the body rows as a ranking, the hand rows as "
+             "the cleaner test.", "",
              "| object | representation | mean | median | max | train s |", "|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['object']} | {r['representation']} | {r['mean_deg']:.2f} | {r['median_deg']:.2f} | "
                      f"{r['max_deg']:.1f} | {r['train_seconds']:.0f} |")
+    for obj in dict.fromkeys(r["object"] for r in result["rows"]):
+        rows = sorted((r for r in result["rows"] if r["object"] == obj), key=lambda r: r["mean_deg"])
+        lines.append(f"\nRanking on {obj} by mean error: " + " < ".join(r["representation"] for r in rows) + ".")
     return "\n".join(lines + [""])
+
+
+IMAGE_COLUMNS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pa_mpvpe_mm", "inference_gap_mpjpe_mm",
+                 "inference_gap_pve_mm", "train_bone_error_mm", "inference_bone_error_mm", "train_sv_min_mean",
+                 "train_det_neg_frac")
 
 
 def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
@@ -268,11 +283,15 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
              f"Settings: `{json.dumps(result['settings'])}`.", ""]
     runs = result["runs"]
     keys = sorted({k for r in runs for k in (r.get("final") or {})
-                   if k in ("mpjpe", "pa_mpjpe", "pve", "pa_mpvpe", "inference_gap_pve_mm",
-                            "inference_gap_mpjpe_mm", "train_bone_error_mm", "inference_bone_error_mm")})
+                   if k in IMAGE_COLUMNS})
     lines += ["| run | set | seed | " + " | ".join(keys) + " | skipped | diverged |",
               "|---" * (len(keys) + 5) + "|"]
+    keys = [k for k in IMAGE_COLUMNS if k in keys]
     for r in runs:
+        if r.get("not_run"):
+            lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join("not run" for _ in keys)
+                         + " | – | – |")
+            continue
         cells = [f"{r['final'][k]:.1f}" if k in (r.get("final") or {}) else "–" for k in keys]
         lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r.get('skipped_steps', '–')} | {r.get('diverged', False)} |")
@@ -281,7 +300,7 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
     plotted = False
     for r in runs:
         hist = r.get("history") or []
-        key = next((k for k in ("pa_mpjpe", "mpjpe") if hist and k in hist[0]), None)
+        key = next((k for k in ("pa_mpjpe_mm", "mpjpe_mm") if hist and k in hist[0]), None)
         if key:
             ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=f"{r['label']} ({r['kind']})")
             ax.set_ylabel(key)
@@ -301,6 +320,9 @@ HEADER = """# Results
 
 Generated by `python tools/experiment.py report` from the raw JSON under `docs/results/` (copied there from
 `outputs/experiments/`); do not edit by hand — edit `hmr/experiments/report.py` or rerun the experiments.
+
+Machine: each section ends with the machine and torch version it ran on; the cpu numbers below come from a shared
+2-core x86_64 box with other jobs running (timings are noisy; accuracy numbers are deterministic per seed).
 
 The fixes for PRoM's train/inference gap, their trade-offs and a reading of these numbers: `docs/prom_gap.md`.
 
@@ -332,7 +354,9 @@ def write_report(roots: Sequence[Path], docs: Path) -> Path:
         if src.resolve() != dst.resolve():
             write_json(dst, result)
         m = result.get("machine", {})
-        stamp = (f"*{name}: preset `{result['preset']}`, {result.get('wall_seconds', 0) / 60:.1f} min wall on "
+        run_total = sum(float(r.get("seconds") or 0.0) for r in result.get("runs", []))
+        stamp = (f"*{name}: preset `{result['preset']}`, {result.get('wall_seconds', 0) / 60:.1f} min wall (last "
+                 f"invocation{f'; runs total {run_total / 60:.1f} min' if run_total else ''}) on "
                  f"{m.get('processor')} ({m.get('cpu_count')} cores, torch {m.get('torch')}, "
                  f"{m.get('torch_threads')} thread(s){', ' + m['cuda'] if m.get('cuda') else ''}), "
                  f"finished {result.get('finished')}.*")
