@@ -17,6 +17,25 @@ def _seed_everything():
 
 
 @pytest.fixture(scope="session")
+def smpl():
+    """The shipped open body model (a missing file is a failure, not a skip: it ships with the repository)."""
+    from hmr import body
+    return body.load("open-smpl")
+
+
+@pytest.fixture(scope="session")
+def mano_right():
+    from hmr import body
+    return body.load("open-mano-right")
+
+
+@pytest.fixture(scope="session")
+def mano_left():
+    from hmr import body
+    return body.load("open-mano-left")
+
+
+@pytest.fixture(scope="session")
 def tiny_synthetic_root(tmp_path_factory):
     """Tiny rendered body and hand sets (SPIN npz / FreiHAND layout), shared by the end-to-end tests."""
     from hmr.data.synthetic import SetSpec, generate_set

@@ -23,23 +23,9 @@ TINY_OVERRIDES = {
 }
 
 
-def _load(name):
-    from hmr import body
-
-    try:
-        return body.load(name)
-    except FileNotFoundError as err:
-        pytest.skip(f"open model missing: {err}")
-
-
 @pytest.fixture(scope="module")
-def smpl():
-    return _load("open-smpl")
-
-
-@pytest.fixture(scope="module")
-def mano():
-    return _load("open-mano-right"), _load("open-mano-left")
+def mano(mano_right, mano_left):
+    return mano_right, mano_left
 
 
 def _iou(a, b):
@@ -147,7 +133,7 @@ def test_body_set_files_and_summary(body_set):
 
 
 def test_body_set_reads_back_through_the_project_loader(body_set):
-    spin_npz = pytest.importorskip("hmr.data.spin_npz")
+    from hmr.data import spin_npz
     from hmr.data.base import DatasetOptions
 
     set_dir, _ = body_set
@@ -174,7 +160,7 @@ def test_hand_set_layout_and_loader_read_back(hand_set):
             assert list(arr.shape) == [n] + trailing, (prefix, key)
         assert len(json.loads((set_dir / f"{prefix}_side.json").read_text())) == n
         assert sorted(p.name for p in (set_dir / prefix / "rgb").iterdir()) == [f"{i:08d}.jpg" for i in range(n)]
-    freihand = pytest.importorskip("hmr.data.freihand")
+    from hmr.data import freihand
     from hmr.data.base import DatasetOptions
 
     K = np.asarray(json.loads((set_dir / "evaluation_K.json").read_text()))

@@ -10,23 +10,9 @@ from hmr.data.synthetic.generator import SetSpec
 from hmr.data.synthetic.samples import SceneOptions, matrix_to_axis_angle
 
 
-def _load(name):
-    from hmr import body
-
-    try:
-        return body.load(name)
-    except FileNotFoundError as err:
-        pytest.skip(f"open model missing: {err}")
-
-
 @pytest.fixture(scope="module")
-def smpl():
-    return _load("open-smpl")
-
-
-@pytest.fixture(scope="module")
-def mano():
-    return _load("open-mano-right")
+def mano(mano_right):
+    return mano_right
 
 
 def test_rodrigues_matches_scipy():
