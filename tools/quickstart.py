@@ -72,11 +72,12 @@ def main(argv=None) -> int:
             "model": json.loads((run_dir / "eval.json").read_text()),
             "baseline": json.loads((run_dir / "baseline_mean_pose.json").read_text()),
         }
-        demo_input = _demo_images(REPO / args.data_root, kind, out / "demo_inputs" / kind, args.demo_images)
-        demo_cmd = ["tools/demo.py", "--checkpoint", ckpt, "--input", demo_input, "--out", out / "demo" / kind]
-        if kind == "hand":
-            demo_cmd += ["--detector", "none"]
-        run(demo_cmd, logs / f"demo_{kind}.log")
+        demo_input, boxes = _demo_images(REPO / args.data_root, kind, out / "demo_inputs" / kind, args.demo_images)
+        run(["tools/demo.py", "--checkpoint", ckpt, "--input", demo_input, "--detections", boxes,
+             "--out", out / "demo" / kind], logs / f"demo_{kind}.log")
+        if kind == "body":
+            run(["tools/demo_iou.py", "--checkpoint", ckpt, "--npz", Path(args.data_root) / "body_quick" / "test.npz",
+                 "--out", run_dir / "demo_mask_iou.json"], logs / "demo_iou.log")
 
     print("\n=== results (synthetic test splits; not comparable with published benchmarks) ===")
     for kind, res in results.items():
@@ -87,9 +88,17 @@ def main(argv=None) -> int:
         for key in model:
             if key in base:
                 print(f"  {key:<22} model {model[key]:9.3f}   mean-pose baseline {base[key]:9.3f}")
+        for key in ("inference_gap_pve_mm", "train_bone_error_mm"):
+            if key in model:
+                print(f"  {key:<22} model {model[key]:9.3f}   (PRoM's train/inference gap, docs/prom_gap.md)")
         key = "pa_mpjpe_mm"
         if key in model and key in base and base[key] > 0:
             print(f"  PA-MPJPE reduction vs the mean-pose baseline: {100 * (1 - model[key] / base[key]):.1f}%")
+    iou_file = out / "body" / "demo_mask_iou.json"
+    if iou_file.exists():
+        iou = json.loads(iou_file.read_text())
+        print(f"demo (body): rendered-mask IoU vs ground truth on {iou['count']} synthetic test images: "
+              f"mean {iou['mean_iou']:.3f}, median {iou['median_iou']:.3f}")
     print(f"\nfinished in {(time.time() - t0) / 60:.1f} min. Files written under {out}:")
     for path in sorted(p for p in out.rglob("*") if p.is_file() and "tensorboard" not in p.parts):
         print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
@@ -97,19 +106,35 @@ def main(argv=None) -> int:
     return 0
 
 
-def _demo_images(data_root: Path, kind: str, dest: Path, count: int) -> Path:
-    """Copy the first ``count`` test images into a folder for the demo."""
+def _demo_images(data_root: Path, kind: str, dest: Path, count: int):
+    """Copy the first ``count`` test images into a folder for the demo, with their boxes as a detections file
+    (the "user gives boxes" path: the built-in people detector is meant for photographs, not these renders)."""
     import shutil
+
+    import numpy as np
     dest.mkdir(parents=True, exist_ok=True)
+    boxes = {}
     if kind == "body":
-        import numpy as np
-        names = np.load(data_root / "body_quick" / "test.npz")["imgname"][:count]
-        sources = [data_root / "body_quick" / str(n) for n in names]
+        ann = np.load(data_root / "body_quick" / "test.npz")
+        for i in range(count):
+            src = data_root / "body_quick" / str(ann["imgname"][i])
+            side = 200.0 * float(ann["scale"][i]) / 1.2  # the demo re-expands boxes by 1.2 (bodies)
+            cx, cy = (float(v) for v in ann["center"][i])
+            boxes[src.name] = [[cx - side / 2, cy - side / 2, side, side]]
+            shutil.copy(src, dest / src.name)
     else:
-        sources = sorted((data_root / "hand_quick" / "evaluation" / "rgb").glob("*.jpg"))[:count]
-    for src in sources:
-        shutil.copy(src, dest / src.name)
-    return dest
+        import json
+        xyz = json.loads((data_root / "hand_quick" / "evaluation_xyz.json").read_text())
+        K = json.loads((data_root / "hand_quick" / "evaluation_K.json").read_text())
+        for i, src in enumerate(sorted((data_root / "hand_quick" / "evaluation" / "rgb").glob("*.jpg"))[:count]):
+            uvw = np.asarray(xyz[i]) @ np.asarray(K[i]).T
+            uv = uvw[:, :2] / uvw[:, 2:]
+            (x0, y0), (x1, y1) = uv.min(0), uv.max(0)
+            boxes[src.name] = [[float(x0), float(y0), float(x1 - x0), float(y1 - y0)]]
+            shutil.copy(src, dest / src.name)
+    boxes_path = dest.parent / f"{kind}_boxes.json"
+    boxes_path.write_text(__import__("json").dumps(boxes, indent=1))
+    return dest, boxes_path
 
 
 if __name__ == "__main__":

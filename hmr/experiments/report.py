@@ -282,17 +282,17 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
     lines = [f"## {name} (issue 8, synthetic images, trainer)", "",
              f"Settings: `{json.dumps(result['settings'])}`.", ""]
     runs = result["runs"]
-    keys = sorted({k for r in runs for k in (r.get("final") or {})
-                   if k in IMAGE_COLUMNS})
+    present = {k for r in runs for k in (r.get("final") or {})}
+    keys = [k for k in IMAGE_COLUMNS if k in present]
     lines += ["| run | set | seed | " + " | ".join(keys) + " | skipped | diverged |",
               "|---" * (len(keys) + 5) + "|"]
-    keys = [k for k in IMAGE_COLUMNS if k in keys]
     for r in runs:
         if r.get("not_run"):
             lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join("not run" for _ in keys)
                          + " | – | – |")
             continue
-        cells = [f"{r['final'][k]:.1f}" if k in (r.get("final") or {}) else "–" for k in keys]
+        cells = [(f"{r['final'][k]:.3f}" if k.startswith("train_sv") or k.endswith("_frac") else
+                  f"{r['final'][k]:.1f}") if k in (r.get("final") or {}) else "–" for k in keys]
         lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r.get('skipped_steps', '–')} | {r.get('diverged', False)} |")
     plt = _plt()

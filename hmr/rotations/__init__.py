@@ -16,7 +16,10 @@ from hmr.rotations.conversions import (
 from hmr.rotations.diagnostics import MatrixStats, matrix_stats, summarize_stats
 from hmr.rotations.gram_schmidt import gram_schmidt, matrix_to_6d, symmetric_gram_schmidt
 from hmr.rotations.procrustes import special_procrustes
-from hmr.rotations.representations import Representation, get, householder_product, names
+from hmr.rotations.representations import REGISTRY, Representation, get, householder_product, names
+from hmr.rotations.scale_free import ScaleFreePRoM
+
+REGISTRY[ScaleFreePRoM.name] = ScaleFreePRoM  # PRoM with an SVD-free, scale-free training matrix (issue 9)
 
 __all__ = [
     "MatrixStats", "Representation", "axis_angle_to_matrix", "euler_to_matrix", "geodesic_distance", "get",
