@@ -155,11 +155,27 @@ def test_build_detector_choices_and_errors(tmp_path):
     with pytest.raises(detectors.DetectorError, match="not found"):
         detectors.build_detector(str(tmp_path / "yolov8n.pt"), "body")
     auto = detectors.build_detector("auto", "body")
-    expected = detectors.HogPeopleDetector if detectors.hog_available() else detectors.FacePersonDetector
-    assert isinstance(auto, expected)
+    if detectors.hog_available():
+        assert isinstance(detectors.build_detector("hog", "body"), detectors.HogPeopleDetector)
+        assert callable(auto)
+    else:
+        assert isinstance(auto, detectors.FacePersonDetector)
     if not detectors.hog_available():
         with pytest.raises(detectors.DetectorError, match="HOGDescriptor"):
             detectors.build_detector("hog", "body")
+
+
+def test_auto_detector_cascade_prefers_confident_primary_then_fallback():
+    from hmr.demo.boxes import Detection
+    weak, strong, face = Detection((0, 0, 5, 5), 0.5, "hog"), Detection((1, 1, 5, 5), 1.5, "hog"), \
+        Detection((2, 2, 5, 5), 1.0, "face")
+    image = np.zeros((8, 8, 3), np.uint8)
+    run = detectors.cascade(lambda im: [weak, strong], lambda im: [face], confident=1.0)
+    assert run(image) == [strong]
+    run = detectors.cascade(lambda im: [weak], lambda im: [face], confident=1.0)
+    assert run(image) == [face]
+    run = detectors.cascade(lambda im: [weak], lambda im: [], confident=1.0)
+    assert run(image) == [weak]
 
 
 def test_detector_plugins(tmp_path):

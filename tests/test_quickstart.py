@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import TINY_TRAIN_OVERRIDES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -12,7 +14,7 @@ def test_quickstart_runs_every_stage(tiny_synthetic_root, tmp_path):
     out = tmp_path / "qs"
     proc = subprocess.run([sys.executable, "tools/quickstart.py", "--skip-data", "--data-root",
                            str(tiny_synthetic_root), "--out", str(out), "--steps-body", "2", "--steps-hand", "2",
-                           "--demo-images", "2"], cwd=REPO, capture_output=True, text=True, timeout=900)
+                           "--demo-images", "2", *(f"--set={o}" for o in TINY_TRAIN_OVERRIDES)], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for kind in ("body", "hand"):
         report = json.loads((out / kind / "eval.json").read_text())

@@ -2,6 +2,7 @@
 """The main job on the embedded default: open body/hand models + rendered synthetic data, on the CPU.
 
     python tools/quickstart.py [--out outputs/quickstart] [--steps-body N] [--steps-hand N] [--skip-data]
+                               [--set train.batch_size=16 ...]
 
 1. renders the quick synthetic sets (data/synthetic/body_quick, hand_quick; reused when already complete),
 2. trains the CPU presets (configs/body_cpu.yaml, configs/hand_cpu.yaml; PRoM),
@@ -45,6 +46,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-hand", type=int, default=None, help="override configs/hand_cpu.yaml train.steps")
     parser.add_argument("--skip-data", action="store_true", help="use the existing synthetic sets as they are")
     parser.add_argument("--demo-images", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for both training runs (repeatable), e.g. train.batch_size=16")
     args = parser.parse_args(argv)
     out = (REPO / args.out).resolve()
     logs = out / "logs"
@@ -62,6 +65,7 @@ def main(argv=None) -> int:
         overrides = [f"data.root={args.data_root}", "train.final_eval=false"]
         if steps is not None:
             overrides.append(f"train.steps={steps}")
+        overrides += args.set
         run(["tools/train.py", "--config", config, "--out", run_dir, *overrides], logs / f"train_{kind}.log")
         ckpt = run_dir / "checkpoints" / "last.pt"
         run(["tools/eval.py", "--checkpoint", ckpt, "--out", run_dir / "eval.json", "--render", "2",
