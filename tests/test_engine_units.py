@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hmr.engine import checkpoint as ckpt
-from hmr.engine.diagnostics import projection_condition_stats
+from hmr.rotations import matrix_stats, summarize_stats
 from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
 from hmr.engine.schedule import build_scheduler, lr_factor
 
@@ -94,9 +94,9 @@ def test_checkpoint_errors(tmp_path):
 
 def test_condition_stats_match_closed_form():
     m = torch.diag(torch.tensor([3.0, 2.0, 1.0]))[None]
-    stats = projection_condition_stats(m)
+    stats = summarize_stats(matrix_stats(m))
     assert stats["condition_median"] == pytest.approx(5.0 / 3.0)
     reflected = torch.diag(torch.tensor([3.0, 2.0, -1.0]))[None]
-    stats = projection_condition_stats(reflected)
+    stats = summarize_stats(matrix_stats(reflected))
     assert stats["frac_det_negative"] == 1.0
     assert stats["condition_median"] == pytest.approx(5.0 / 1.0)

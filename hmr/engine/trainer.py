@@ -18,12 +18,12 @@ from hmr.config import Config, dump_yaml
 from hmr.data import build_mixed_dataset
 from hmr.engine import checkpoint as ckpt
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
-from hmr.engine.diagnostics import projection_condition_stats
 from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from hmr.engine.forward import Annealing, OrthoSwitches, body_forward, decode_outputs
 from hmr.engine.gap import training_log_stats
 from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
 from hmr.engine.schedule import build_scheduler
+from hmr.rotations import matrix_stats, summarize_stats
 from hmr.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class Trainer:
         record["skipped"] = float(not finite)
         params = pred["pose_params"].detach()
         train_rotmats = self.representation.train_matrix(params)
-        record.update(projection_condition_stats(train_rotmats))
+        record.update(summarize_stats(matrix_stats(train_rotmats.float())))
         record.update(training_log_stats(self.body_model, train_rotmats,
                                          self.representation.inference_rotation(params), pred["betas"],
                                          batch.get("pose"), batch.get("betas"), batch.get("has_pose")))

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from hmr.experiments.lifting import LiftingConfig, build_representation, train_lifting
 from hmr.rotations.ambiguity import random_rotations
+from hmr.rotations.benchmark import error_summary
 from hmr.rotations.conversions import geodesic_distance
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,7 @@ def point_cloud_pose(name: str, template: Tensor, iterations: int, batch: int, n
             pred = rep.inference_rotation(model(rotated))
             errors.append(torch.rad2deg(geodesic_distance(pred.double(), R.double())))
     err = torch.cat(errors)
-    return {"representation": name, "mean_deg": float(err.mean()), "median_deg": float(err.median()),
-            "max_deg": float(err.max()), "std_deg": float(err.std()), "train_seconds": round(seconds, 1)}
+    return {"representation": name, **error_summary(err), "train_seconds": round(seconds, 1)}
 
 
 def point_cloud(preset: str, work_dir: Path) -> Dict[str, Any]:

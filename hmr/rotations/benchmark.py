@@ -51,6 +51,12 @@ PUBLISHED = {  # mean / max / std geodesic error in degrees (Zhou 2019 Table; PR
 }
 
 
+def error_summary(err_deg: Tensor) -> dict:
+    """Mean / median / max / std of geodesic errors in degrees (the rotation benchmarks' table columns)."""
+    return {"mean_deg": float(err_deg.mean()), "median_deg": float(err_deg.median()),
+            "max_deg": float(err_deg.max()), "std_deg": float(err_deg.std())}
+
+
 def recovery_mlp(out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(9, 128), nn.LeakyReLU(), nn.Linear(128, 128), nn.LeakyReLU(),
                          nn.Linear(128, 128), nn.LeakyReLU(), nn.Linear(128, out_dim))
@@ -89,8 +95,7 @@ def rotation_recovery(name: str, preset: RecoveryPreset, seed: int = 0, **rep_kw
             pred = rep.inference_rotation(model(R.reshape(-1, 9)))
             errors.append(torch.rad2deg(geodesic_distance(pred.double(), R.double())))
     err = torch.cat(errors)
-    return {"representation": name, "mean_deg": float(err.mean()), "max_deg": float(err.max()),
-            "std_deg": float(err.std()), "median_deg": float(err.median()), "train_seconds": train_s,
+    return {"representation": name, **error_summary(err), "train_seconds": train_s,
             "final_loss": float(loss.detach()), "test_size": preset.test_size}
 
 
