@@ -95,8 +95,8 @@ def test_hand_labels_land_on_the_silhouette_and_mano_reproduces_the_mesh(mano):
 
 
 def _spec(kind, name, seed=0):
-    """The quick preset's settings, shrunk (the same overrides the CLI test passes)."""
-    cfg = load_config(REPO / "configs/synthetic/quick.yaml", [f"{kind}.{o}" for o in TINY_OVERRIDES[kind]])
+    """The default preset's settings (all scene effects on), shrunk (the same overrides the CLI test passes)."""
+    cfg = load_config(REPO / "configs/synthetic/default.yaml", [f"{kind}.{o}" for o in TINY_OVERRIDES[kind]])
     return SetSpec.from_config(kind, dict(cfg[kind].to_dict(), name=name), seed=seed)
 
 
@@ -219,8 +219,8 @@ def _run_cli(*args):
 
 def _check_cli(tmp_path, body_set, workers):
     overrides = ["body.name=b"] + [f"body.{o}" for o in TINY_OVERRIDES["body"]]
-    proc = _run_cli("--root", str(tmp_path), "--kind", "body", "--workers", str(workers), "--seed", "0",
-                    "--no-progress", *overrides)
+    proc = _run_cli("--config", str(REPO / "configs/synthetic/default.yaml"), "--root", str(tmp_path), "--kind",
+                    "body", "--workers", str(workers), "--seed", "0", "--no-progress", *overrides)
     assert proc.returncode == 0, proc.stderr
     assert "body set" in proc.stdout and f"{workers} workers" in proc.stdout
     for split in ("train", "val", "test"):

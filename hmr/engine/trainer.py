@@ -159,7 +159,9 @@ class Trainer:
                                        if bool(has_pose.any()) else params.sum() * 0.0)
         return terms, pred
 
-    def train_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+    def train_step(self, batch: Dict[str, Any], with_stats: bool = True) -> Dict[str, float]:
+        """One optimisation step; ``with_stats`` adds the raw-matrix and train/inference-gap diagnostics
+        (an extra SVD and forward kinematics, so the loop computes them on logging steps only)."""
         self.model.train()
         terms, pred = self.compute_losses(batch)
         loss = losses.total_loss(terms, self.weights)
@@ -190,13 +192,15 @@ class Trainer:
                         self.step, record["loss"], record["grad_norm"])
         self.scheduler.step()
         record["skipped"] = float(not finite)
+        record["anneal_weight"] = self.annealing.weight(self.step, self.total_steps)
+        if not with_stats:
+            return record
         params = pred["pose_params"].detach()
         train_rotmats = self.representation.train_matrix(params)
         record.update(summarize_stats(matrix_stats(train_rotmats.float())))
         record.update(training_log_stats(self.body_model, train_rotmats,
                                          self.representation.inference_rotation(params), pred["betas"],
                                          batch.get("pose"), batch.get("betas"), batch.get("has_pose")))
-        record["anneal_weight"] = self.annealing.weight(self.step, self.total_steps)
         return record
 
     # ------------------------------------------------------------------ loop
@@ -217,7 +221,8 @@ class Trainer:
         batches = self._batches()
         while self.step < self.total_steps:
             batch = next(batches)
-            record = self.train_step(batch)
+            logging_step = (self.step + 1) % log_every == 0 or self.step + 1 == self.total_steps
+            record = self.train_step(batch, with_stats=logging_step)
             self.step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -226,7 +231,7 @@ class Trainer:
                 raise TrainingDiverged(
                     f"{self.consecutive_bad} consecutive non-finite steps at step {self.step}; "
                     f"the last good checkpoint is {self.last_checkpoint} (lower train.lr or set train.grad_clip)")
-            if self.step % log_every == 0 or self.step == self.total_steps:
+            if logging_step:
                 record.update(step=self.step, lr=self.optimizer.param_groups[0]["lr"])
                 self._log(record)
                 history.append(record)

@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIGS = {"body": "body_cpu.yaml", "hand": "hand_cpu.yaml"}
 PRESETS = {
-    # cpu: resnet18, 128-px crops, quick synthetic sets; measured 3.4-4.5 s/step (batch 32) on the shared 2-core
-    # machine, so a 4-5 run grid of 150 steps stays near 60 min there (about 1 s/step on an idle one)
+    # cpu: the CPU presets (quick synthetic sets) for 150 steps. Plain PRoM: the presets' soft orthogonality
+    # penalty is switched off here (experiments compare representations, and the penalty is a fix of its own).
     "cpu": {"steps": 150, "eval_every": 50, "eval_samples": 100, "seeds": [0],
-            "extra": ["train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
+            "extra": ["loss.orthogonality=0.0", "train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
                       "train.tensorboard=false"]},
     # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
     "full": {"steps": 20000, "eval_every": 1000, "eval_samples": 1000, "seeds": [0, 1, 2],
-             "extra": ["model.backbone=resnet50", "model.input_size=[256, 192]", "data.crop_size=[256, 192]",
+             "extra": ["loss.orthogonality=0.0", "model.backbone=resnet50", "model.input_size=[256, 192]", "data.crop_size=[256, 192]",
                        "train.batch_size=64", "train.num_workers=8", "train.tensorboard=false"]},
     # tiny: for tests (needs data.root pointing at tiny sets through HMR_EXPERIMENT_OVERRIDES)
     "tiny": {"steps": 4, "eval_every": 2, "eval_samples": 8, "seeds": [0],
