@@ -4,7 +4,8 @@
     python tools/quickstart.py [--out outputs/quickstart] [--steps-body N] [--steps-hand N] [--skip-data]
                                [--set train.batch_size=16 ...]
 
-1. renders the quick synthetic sets (data/synthetic/body_quick, hand_quick; reused when already complete),
+1. renders the quick synthetic sets (20k clean-scene images each: data/synthetic/body_quick, hand_quick; reused
+   when already complete),
 2. trains the CPU presets (configs/body_cpu.yaml, configs/hand_cpu.yaml; PRoM),
 3. evaluates each on its synthetic test split, next to the mean-pose baseline,
 4. runs the demo on a few synthetic test images,
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
              "--out", out / "demo" / kind], logs / f"demo_{kind}.log")
         if kind == "body":
             run(["tools/demo_iou.py", "--checkpoint", ckpt, "--npz", Path(args.data_root) / "body_quick" / "test.npz",
-                 "--out", run_dir / "demo_mask_iou.json"], logs / "demo_iou.log")
+                 "--max-samples", "200", "--out", run_dir / "demo_mask_iou.json"], logs / "demo_iou.log")
 
     print("\n=== results (synthetic test splits; not comparable with published benchmarks) ===")
     for kind, res in results.items():
