@@ -118,3 +118,17 @@ def test_image_runs_reuse_finished_runs_and_collect_only(tmp_path):
     assert "| prom/no-rotloss | body | 0 | 120.0 |" in text and "not run" in text
     with pytest.raises(ValueError, match="collect-only"):
         registry.run_experiment("prom-gap", "tiny", tmp_path, collect_only=True)
+
+
+def test_image_experiments_report_the_mean_pose_baseline(tmp_path, monkeypatch, tiny_synthetic_root):
+    from hmr.experiments import image_runs
+    from hmr.experiments.report import image_section
+    monkeypatch.setenv("HMR_EXPERIMENT_OVERRIDES", f"data.root={tiny_synthetic_root}")
+    baselines = image_runs.mean_pose_baselines("tiny", tmp_path, ["body", "body"])
+    assert set(baselines) == {"body"} and baselines["body"]["pa_mpjpe_mm"] > 0
+    written = json.loads((tmp_path / "baseline_mean_pose_body.json").read_text())
+    assert written["source"] == "mean-pose" and written["count"] == image_runs.PRESETS["tiny"]["eval_samples"]
+    result = image_runs.raw_fk("cpu", tmp_path, collect_only=True)
+    result["baselines"] = {"body": {"pa_mpjpe_mm": 171.25, "mpjpe_mm": 400.0}}
+    text = image_section("raw-fk", result, tmp_path / "figures")
+    assert "| mean pose (baseline) | body | – |" in text and "171.2" in text

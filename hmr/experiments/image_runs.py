@@ -71,17 +71,46 @@ def _read_run(out_dir: Path) -> Optional[Dict[str, Any]]:
 def train_and_eval(kind: str, overrides: Sequence[str], out_dir: Path, preset: str) -> Dict[str, Any]:
     """Train one configuration with the trainer (evaluating every ``eval_every`` steps) and return the summary
     and eval history. ``HMR_EXPERIMENT_OVERRIDES`` (space-separated ``key=value``) is applied last."""
+    from hmr.engine.trainer import Trainer
+    cfg = run_config(kind, overrides, preset)
+    _check_data(cfg)
+    Trainer(cfg, out_dir).run()
+    return {"kind": kind, "overrides": list(overrides), **_read_run(out_dir)}
+
+
+def run_config(kind: str, overrides: Sequence[str], preset: str):
+    """The CPU preset of ``kind`` with the experiment preset's settings, ``overrides`` and
+    ``HMR_EXPERIMENT_OVERRIDES`` (space-separated ``key=value``, applied last)."""
     import os
 
-    from hmr.engine.trainer import Trainer
     p = PRESETS[preset]
     all_overrides = ([f"train.steps={p['steps']}", f"train.eval_every={p['eval_every']}",
                       f"eval.max_samples_during_training={p['eval_samples']}", "train.final_eval=false"]
                      + p["extra"] + list(overrides) + os.environ.get("HMR_EXPERIMENT_OVERRIDES", "").split())
-    cfg = load_config(str(CONFIG_DIR / CONFIGS[kind]), all_overrides)
-    _check_data(cfg)
-    Trainer(cfg, out_dir).run()
-    return {"kind": kind, "overrides": list(overrides), **_read_run(out_dir)}
+    return load_config(str(CONFIG_DIR / CONFIGS[kind]), all_overrides)
+
+
+def mean_pose_baselines(preset: str, out_dir: Path, kinds: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """{kind: metrics} of the training set's mean pose on the test samples the runs are evaluated on (the
+    first ``eval_samples`` of the split): the reference an error-vs-steps curve has to get below."""
+    from hmr.engine.eval_job import run_eval
+    baselines = {}
+    for kind in sorted(set(kinds)):
+        cfg = run_config(kind, [], preset)
+        _check_data(cfg)
+        report = run_eval(cfg, None, None, None, out_dir / f"baseline_mean_pose_{kind}.json",
+                          max_samples=PRESETS[preset]["eval_samples"], source="mean-pose")
+        baselines[kind] = report["metrics"]
+    return baselines
+
+
+def _experiment(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_only: bool,
+                **extra: Any) -> Dict[str, Any]:
+    """Run (or collect) the grid; add the mean-pose baselines of the sets it used (skipped when collecting)."""
+    result = {"settings": _settings(preset), **extra, "runs": _grid(preset, out_dir, runs, collect_only)}
+    if not collect_only:
+        result["baselines"] = mean_pose_baselines(preset, out_dir, [r["kind"] for r in runs])
+    return result
 
 
 def _grid(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_only: bool = False
@@ -118,14 +147,14 @@ def convergence(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[
     """PRoM Fig. 2c/d: eval error every K steps, fixed lr, body and hand sets."""
     reps = ["prom", "6d", "6d_free", "svd9d"]
     runs = [{"label": r, "kind": k, "overrides": [f"representation.name={r}"]} for k in ("body", "hand") for r in reps]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
+    return _experiment(preset, out_dir, runs, collect_only)
 
 
 def learning_rates(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
     """PRoM Table 3b: final error and divergence per learning rate."""
     runs = [{"label": f"{r}/lr={lr:g}", "kind": "body", "overrides": [f"representation.name={r}", f"train.lr={lr}"]}
             for r in ("prom", "6d", "svd9d") for lr in (1e-4, 2e-4, 5e-4, 8e-4)]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
+    return _experiment(preset, out_dir, runs, collect_only)
 
 
 def orthogonalization(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
@@ -134,7 +163,7 @@ def orthogonalization(preset: str, out_dir: Path, collect_only: bool = False) ->
              "overrides": ["representation.name=prom", f"representation.rotation_loss={a}",
                            f"representation.forward_kinematics={b}", f"representation.inference={c}"]}
             for a, b, c in TABLE_3A]
-    return {"settings": _settings(preset), "rows": TABLE_3A, "runs": _grid(preset, out_dir, runs, collect_only)}
+    return _experiment(preset, out_dir, runs, collect_only, rows=TABLE_3A)
 
 
 def downstream_only(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
@@ -142,7 +171,7 @@ def downstream_only(preset: str, out_dir: Path, collect_only: bool = False) -> D
     only_2d = ["loss.rotation=0", "loss.joints3d=0", "loss.vertices=0", "loss.betas_gt=0", "loss.representation=0"]
     runs = [{"label": r, "kind": "body", "overrides": [f"representation.name={r}"] + only_2d}
             for r in ("prom", "6d", "svd9d")]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
+    return _experiment(preset, out_dir, runs, collect_only)
 
 
 def raw_fk(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
@@ -151,4 +180,4 @@ def raw_fk(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, 
     runs = [{"label": f"{r}/{'rotloss' if w else 'no-rotloss'}", "kind": "body",
              "overrides": [f"representation.name={r}", f"loss.rotation={w}"]}
             for r in ("prom", "6d") for w in (0.0, 1.0)]
-    return {"settings": _settings(preset), "runs": _grid(preset, out_dir, runs, collect_only)}
+    return _experiment(preset, out_dir, runs, collect_only)

@@ -282,7 +282,9 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
     lines = [f"## {name} (issue 8, synthetic images, trainer)", "",
              f"Settings: `{json.dumps(result['settings'])}`.", ""]
     runs = result["runs"]
-    present = {k for r in runs for k in (r.get("final") or {})}
+    baselines = result.get("baselines") or {}
+    present = ({k for r in runs for k in (r.get("final") or {})}
+               | {k for metrics in baselines.values() for k in metrics})
     keys = [k for k in IMAGE_COLUMNS if k in present]
     lines += ["| run | set | seed | " + " | ".join(keys) + " | skipped | diverged |",
               "|---" * (len(keys) + 5) + "|"]
@@ -295,6 +297,9 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
                   f"{r['final'][k]:.1f}") if k in (r.get("final") or {}) else "–" for k in keys]
         lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r.get('skipped_steps', '–')} | {r.get('diverged', False)} |")
+    for kind, metrics in sorted(baselines.items()):
+        cells = [f"{metrics[k]:.1f}" if k in metrics else "–" for k in keys]
+        lines.append(f"| mean pose (baseline) | {kind} | – | " + " | ".join(cells) + " | – | – |")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     plotted = False
@@ -305,11 +310,15 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
             ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=f"{r['label']} ({r['kind']})")
             ax.set_ylabel(key)
             plotted = True
+            base = (baselines.get(r["kind"]) or {}).get(key)
+            if base is not None:
+                ax.axhline(base, linestyle="--", color="grey", linewidth=0.8)
     if plotted:
         ax.set_xlabel("step")
         ax.legend(fontsize=6)
         _savefig(fig, figures / f"{name}_curves.png")
-        lines += ["", f"![{name}](figures/{name}_curves.png)"]
+        note = " Dashed: the training set's mean pose on the same test images." if baselines else ""
+        lines += ["", f"![{name}](figures/{name}_curves.png)" + note]
     else:
         plt.close(fig)
     return "\n".join(lines + [""])
