@@ -301,21 +301,30 @@ def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
         cells = [f"{metrics[k]:.1f}" if k in metrics else "–" for k in keys]
         lines.append(f"| mean pose (baseline) | {kind} | – | " + " | ".join(cells) + " | – | – |")
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    plotted = False
+    kinds = sorted({r["kind"] for r in runs})  # one panel per set: body and hand errors differ 10x
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.4), squeeze=False)
+    panels = dict(zip(kinds, axes[0]))
+    plotted, clip_top = False, {}
     for r in runs:
         hist = r.get("history") or []
         key = next((k for k in ("pa_mpjpe_mm", "mpjpe_mm") if hist and k in hist[0]), None)
         if key:
-            ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=f"{r['label']} ({r['kind']})")
+            ax = panels[r["kind"]]
+            ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=r["label"])
             ax.set_ylabel(key)
             plotted = True
             base = (baselines.get(r["kind"]) or {}).get(key)
             if base is not None:
                 ax.axhline(base, linestyle="--", color="grey", linewidth=0.8)
+                if max(h[key] for h in hist) > 1.5 * base:  # a blown-up run would flatten every other curve
+                    clip_top[r["kind"]] = 1.5 * base
     if plotted:
-        ax.set_xlabel("step")
-        ax.legend(fontsize=6)
+        for kind, ax in panels.items():
+            if kind in clip_top:
+                ax.set_ylim(top=clip_top[kind])
+            ax.set_title(kind + (" (clipped at 1.5x the baseline)" if kind in clip_top else ""), fontsize=9)
+            ax.set_xlabel("step")
+            ax.legend(fontsize=6)
         _savefig(fig, figures / f"{name}_curves.png")
         note = " Dashed: the training set's mean pose on the same test images." if baselines else ""
         lines += ["", f"![{name}](figures/{name}_curves.png)" + note]
