@@ -19,17 +19,18 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIGS = {"body": "body_cpu.yaml", "hand": "hand_cpu.yaml"}
+#: Experiments compare representations; the CPU presets' soft orthogonality penalty is a fix of its own (issue 9).
+PLAIN_PROM = "loss.orthogonality=0.0"
 PRESETS = {
-    # cpu: the CPU presets (quick synthetic sets, MobileNetV3-small at ~2.7-4 steps/s on 2 cores) for 700 steps, so
-    # an 8-run grid takes ~35-45 min. Plain PRoM: the presets' soft orthogonality penalty is switched off here
-    # (experiments compare representations, and the penalty is a fix of its own).
+    # cpu: the CPU presets (quick synthetic sets, MobileNetV3-small at ~2.7-4 steps/s on 2 cores) for 700 steps,
+    # so an 8-run grid takes ~35-45 min
     "cpu": {"steps": 700, "eval_every": 175, "eval_samples": 150, "seeds": [0],
-            "extra": ["loss.orthogonality=0.0", "train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
+            "extra": [PLAIN_PROM, "train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
                       "train.tensorboard=false"]},
     # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
     "full": {"steps": 20000, "eval_every": 1000, "eval_samples": 1000, "seeds": [0, 1, 2],
-             "extra": ["loss.orthogonality=0.0", "model.backbone=resnet50", "model.input_size=[256, 192]", "data.crop_size=[256, 192]",
-                       "train.batch_size=64", "train.num_workers=8", "train.tensorboard=false"]},
+             "extra": [PLAIN_PROM, "model.backbone=resnet50", "model.input_size=[256, 192]",
+                       "data.crop_size=[256, 192]", "train.batch_size=64", "train.num_workers=8", "train.tensorboard=false"]},
     # tiny: for tests (needs data.root pointing at tiny sets through HMR_EXPERIMENT_OVERRIDES)
     "tiny": {"steps": 4, "eval_every": 2, "eval_samples": 8, "seeds": [0],
              "extra": ["model.backbone=resnet_tiny", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
