@@ -1,4 +1,4 @@
-"""Training losses: rotation, 3D joints, vertices, full-frame 2D reprojection, shape prior.
+"""Training losses: rotation, 3D joints, vertices, full-frame 2D reprojection, shape prior, 2D heatmaps.
 
 Every term takes per-sample masks/confidences so missing labels contribute nothing, and returns a scalar
 that is a mean over the *labelled* elements (zero, with a graph, when nothing is labelled).
@@ -95,6 +95,7 @@ class LossWeights:
     betas_gt: float = 0.01
     representation: float = 0.1
     orthogonality: float = 0.0
+    heatmap: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Optional[Mapping[str, float]]) -> "LossWeights":
@@ -120,6 +121,21 @@ def betas_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Squared error of shape coefficients for samples with ground-truth shape."""
     diff = (pred - target).pow(2).mean(dim=-1)
     return _masked_mean(diff, mask)
+
+
+def heatmap_loss(logits: Tensor, target_xy: Tensor, visible: Tensor, grid_x: Tensor, grid_y: Tensor,
+                 sigma: float) -> Tensor:
+    """Cross-entropy between softmax(logits) over the cells and a normalised Gaussian at each target keypoint.
+
+    ``logits`` (B, K, h, w); ``target_xy`` (B, K, 2) in the crop-normalised frame of the cell centres
+    ``grid_x`` (w,) / ``grid_y`` (h,) (see :mod:`hmr.models.keypoint_head`); ``sigma`` in the same units;
+    mean over the ``visible`` (B, K) keypoints (0, with a graph, when none are).
+    """
+    d2 = ((grid_x[None, None, None, :] - target_xy[..., 0, None, None]).square()
+          + (grid_y[None, None, :, None] - target_xy[..., 1, None, None]).square())  # (B, K, h, w)
+    target = torch.softmax(-d2.flatten(2) / (2.0 * sigma ** 2), dim=-1)
+    per_keypoint = -(target * logits.flatten(2).log_softmax(dim=-1)).sum(dim=-1)
+    return _masked_mean(per_keypoint, visible)
 
 
 def summarize(terms: Mapping[str, Tensor]) -> Dict[str, float]:

@@ -154,3 +154,20 @@ def test_demo_skip_undetected_says_so(checkpoints, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_without_detection"] == ["a"] and summary["frames"][0]["people"] == []
     assert not (out / "a").exists()
+
+
+def test_demo_refit_keeps_rotations_and_refits_shape(checkpoints, tmp_path, capsys):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), textured_image(96, 80))
+    params = {}
+    for refit in (False, True):
+        out = tmp_path / ("refit" if refit else "plain")
+        code = _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(image), "--out", str(out),
+                        "--bbox", "10,5,60,85", "--no-meshes", "--quiet"] + (["--refit"] if refit else []))
+        assert code == 0
+        assert json.loads((out / "summary.json").read_text())["refit"] is refit
+        params[refit] = np.load(out / "a" / "person00.npz")
+    assert "refitted to the training-time skeleton" in capsys.readouterr().out
+    np.testing.assert_allclose(params[True]["global_orient_rotmat"], params[False]["global_orient_rotmat"])
+    np.testing.assert_allclose(params[True]["body_pose"], params[False]["body_pose"])
+    assert np.abs(params[True]["betas"] - params[False]["betas"]).max() > 1e-4

@@ -132,3 +132,33 @@ def test_image_experiments_report_the_mean_pose_baseline(tmp_path, monkeypatch, 
     result["baselines"] = {"body": {"pa_mpjpe_mm": 171.25, "mpjpe_mm": 400.0}}
     text = image_section("raw-fk", result, tmp_path / "figures")
     assert "| mean pose (baseline) | body | – |" in text and "171.2" in text
+
+
+def test_prom_gap_images_variants_build_the_intended_runs():
+    """Each image variant resolves to the representation, penalty and annealing it is named after."""
+    from hmr.engine.builders import build_representation
+    from hmr.engine.forward import Annealing
+    from hmr.experiments import image_runs
+    seen = {}
+    for name, overrides in image_runs.GAP_VARIANTS.items():
+        cfg = image_runs.run_config("body", overrides, "cpu")
+        anneal = Annealing.from_config(cfg.representation.get("anneal"))
+        seen[name] = (build_representation(cfg).name, float(cfg.loss.orthogonality),
+                      anneal.weight(cfg.train.steps, cfg.train.steps))
+    assert seen["prom"] == ("prom", 0.0, 0.0)
+    assert seen["prom+ortho"] == ("prom", 0.1, 0.0)
+    assert seen["prom+anneal"][:2] == ("prom", 0.0) and seen["prom+anneal"][2] == 1.0
+    assert seen["prom+scale_free"][0] == "prom_scale_free"
+    assert seen["6d"][0] == "6d" and seen["svd9d"][0] == "svd9d"
+    assert image_runs._settings("cpu")["model"]["body"]["pooling"] == "flatten"
+
+
+@pytest.mark.slow
+def test_prom_gap_images_tiny_runs_and_reports_the_gap(tmp_path, monkeypatch, tiny_synthetic_root):
+    from hmr.experiments import image_runs
+    from hmr.experiments.report import image_section
+    monkeypatch.setenv("HMR_EXPERIMENT_OVERRIDES", f"data.root={tiny_synthetic_root} train.final_eval=true")
+    result = image_runs.prom_gap_images("tiny", tmp_path)
+    assert [r["label"] for r in result["runs"]] == list(image_runs.GAP_VARIANTS)
+    text = image_section("prom-gap-images", result, tmp_path / "figures")
+    assert "issue 9" in text and "inference_gap_pve_mm" in text

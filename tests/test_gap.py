@@ -10,10 +10,10 @@ from scipy.spatial.transform import Rotation
 
 import hmr.body
 from hmr import losses
-from hmr.engine.forward import Annealing, blended_matrices
+from hmr.engine.forward import Annealing, OrthoSwitches, blended_matrices, decode_outputs
 from hmr.engine.gap import (bone_length_error, chain_depths, gap_report, kinematic_joints, matrix_joint_stats,
                             point_gap, scale_by_depth, training_log_stats, world_matrices)
-from hmr.engine.refit import refit_shape
+from hmr.engine.refit import refit_prediction, refit_shape
 from hmr.rotations import get, special_procrustes
 from hmr.rotations.diagnostics import jacobian, spectrum
 from hmr.rotations.scale_free import ScaleFreePRoM
@@ -120,6 +120,38 @@ def test_refit_reduces_the_joint_gap_of_shrunk_matrices(smpl):
         refit_shape(smpl, R, betas, target[:, :10])
     with pytest.raises(ValueError):
         refit_shape(smpl, R, betas, target * float("nan"))
+
+
+def test_refit_prediction_rebuilds_the_exported_mesh_around_the_fitted_shape(smpl):
+    """The demo's refit: same rotations, betas/translation from refit_shape, everything downstream rebuilt; the
+    fitted inference skeleton sits closer to the training-time one; rotations in -> nothing to fix."""
+    rep = get("prom")
+    R = _rotations(2, 24, seed=7)
+    raw = {"pose_params": (0.9 * R).reshape(2, 24, 9), "betas": torch.randn(2, 10),
+           "cam": torch.tensor([[0.9, 0.01, -0.02], [1.1, 0.0, 0.05]])}
+    batch = {"center": torch.tensor([[320.0, 240.0], [300.0, 200.0]]), "scale": torch.tensor([1.5, 1.2]),
+             "focal": torch.tensor([800.0, 900.0]), "img_size": torch.tensor([[480.0, 640.0], [480.0, 640.0]])}
+    switches = OrthoSwitches("train", "train", "inference")
+    pred = decode_outputs(raw, rep, smpl, batch, switches, "spin24", "inference")
+    fitted = refit_prediction(smpl, rep, "train", raw, pred, "spin24")
+    assert torch.equal(fitted["rotmats"], pred["rotmats"])
+    train_joints = kinematic_joints(smpl, 0.9 * R, raw["betas"])
+    shift = fitted["transl"] - pred["transl"]
+    gap = lambda joints: torch.linalg.vector_norm(joints - train_joints, dim=-1).mean(dim=-1)  # noqa: E731
+    torch.testing.assert_close(gap(fitted["joints"] + shift[:, None]), fitted["refit_gap_after"])
+    torch.testing.assert_close(gap(pred["joints"]), fitted["refit_gap_before"])
+    assert bool((fitted["refit_gap_after"] < 0.5 * fitted["refit_gap_before"]).all())
+    oracle = smpl(full_pose=R, betas=fitted["betas"])
+    torch.testing.assert_close(fitted["vertices_cam"], oracle.vertices + fitted["transl"][:, None])
+    K = fitted["K"]
+    cam = fitted["keypoints_3d_cam"]
+    torch.testing.assert_close(fitted["keypoints_2d"], (cam[..., :2] / cam[..., 2:]) * K[:, None, [0, 1], [0, 1]]
+                               + K[:, None, :2, 2])
+    exact = {**raw, "pose_params": R.reshape(2, 24, 9)}
+    exact_pred = decode_outputs(exact, rep, smpl, batch, switches, "spin24", "inference")
+    same = refit_prediction(smpl, rep, "train", exact, exact_pred, "spin24")
+    torch.testing.assert_close(same["betas"], raw["betas"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(same["transl"], exact_pred["transl"], atol=1e-5, rtol=0)
 
 
 def test_orthogonality_penalty_matches_direct_computation_and_gradient():

@@ -136,3 +136,48 @@ def test_feature_dim_matches_output_for_models_with_a_pre_logits_head():
         backbone, dim = build_backbone("mobilenetv3_small_100", input_size=(64, 48), spatial=spatial)
         out = backbone(torch.randn(1, 3, 64, 48))
         assert out.shape[1] == dim
+
+
+@pytest.mark.parametrize("name", ["resnet_tiny", "mobilenetv3_small_100"])
+def test_flatten_pooling_keeps_the_stride16_layout(name):
+    """pooling="flatten": the stride-16 map, 1x1-reduced, flattened channel-major — checked against the same
+    weights run through timm's own stage-by-stage features and a hand-written reduction."""
+    net, dim = build_backbone(name, input_size=SMALL, pooling="flatten", flatten_stride=16, flatten_channels=5)
+    grid_hw = (-(-SMALL[0] // 16), -(-SMALL[1] // 16))
+    assert dim == net.feature_dim == 5 * grid_hw[0] * grid_hw[1]
+    net.eval()
+    img = torch.randn(2, 3, *SMALL)
+    with torch.no_grad():
+        out = net(img)
+        grid = net.model.forward_intermediates(img, indices=[net.flatten.stage], intermediates_only=True)[-1]
+        conv, bn = net.flatten.reduce[0], net.flatten.reduce[1]
+        reduced = torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], grid)
+        reduced = (reduced - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+        expected = F.relu(reduced * bn.weight[:, None, None] + bn.bias[:, None, None]).flatten(1)
+    assert out.shape == (2, dim) and grid.shape[-2:] == grid_hw
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    # Moving the content moves the features: pooled vectors are (nearly) shift-blind, flattened ones are not.
+    shifted = torch.roll(img, shifts=16, dims=3)
+    with torch.no_grad():
+        assert (net(shifted) - out).abs().max() > 1e-3
+
+
+def test_flatten_pooling_prunes_unused_stages_and_every_parameter_learns():
+    net, _ = build_backbone("resnet_tiny", input_size=SMALL, pooling="flatten")
+    assert not hasattr(net.model, "layer4") or len(list(net.model.layer4.parameters())) == 0
+    for pname, param in net.named_parameters():
+        if pname.endswith("bn2.weight"):  # zero-initialised residual scales block the gradient before step 1
+            torch.nn.init.ones_(param)
+    net(torch.randn(2, 3, *SMALL)).square().sum().backward()
+    for pname, param in net.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, pname
+
+
+def test_flatten_pooling_errors():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        build_backbone("resnet_tiny", input_size=SMALL, pooling="max")
+    with pytest.raises(ValueError, match="no stage with stride 64"):
+        build_backbone("resnet_tiny", input_size=SMALL, pooling="flatten", flatten_stride=64)
+    net, _ = build_backbone("resnet_tiny", input_size=SMALL, pooling="flatten")
+    with pytest.raises(ValueError, match="feed crops of model.input_size"):
+        net(torch.randn(1, 3, 96, 96))

@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-frames", type=int, help="at most N frames per video")
     parser.add_argument("--body-model", help="refuse a checkpoint trained for another body model")
     parser.add_argument("--representation", help="refuse a checkpoint trained with another representation")
+    parser.add_argument("--refit", action="store_true",
+                        help="re-fit betas + translation so the exported (projected) mesh reproduces the training-"
+                             "time skeleton (PRoM's train/inference gap; docs/prom_gap.md)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     return parser.parse_args(argv)
@@ -88,13 +91,14 @@ def main(argv=None) -> int:
             fallback_whole_image=not args.skip_undetected, meshes=not args.no_meshes,
             video_meshes=args.video_meshes, frame_stride=args.frame_stride, max_frames=args.max_frames,
             progress=not args.quiet)
-        model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation)
+        model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation, refit=args.refit)
         report = run_demo(model, Path(args.input), options)
     except (CheckpointError, DemoError, DemoInputError, DetectionFileError, DetectorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"checkpoint: {model.checkpoint} | body model {model.name} | representation "
-          f"{model.representation_name} (inference mapping: {model.switches.inference})")
+          f"{model.representation_name} (inference mapping: {model.switches.inference}"
+          f"{', betas + translation refitted to the training-time skeleton' if model.refit else ''})")
     people = sum(len(f.get("people", [])) for f in report.frames)
     print(f"frames: {len(report.frames)} processed, {len(report.skipped)} unreadable, "
           f"{len(report.no_detection)} without detection | people: {people}")

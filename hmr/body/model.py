@@ -158,6 +158,11 @@ class BodyModel(nn.Module):
         """Names of the joint sets :meth:`keypoints` can produce for this model."""
         return list(self._recipes)
 
+    def num_keypoints(self, set_name: str) -> int:
+        """How many keypoints joint set ``set_name`` has (0 when this model cannot provide it)."""
+        recipe = self._recipes.get(set_name)
+        return 0 if recipe is None else len(recipe.index)
+
     def keypoints(self, vertices: torch.Tensor, joints: torch.Tensor, set_name: str) -> torch.Tensor:
         """Keypoints (B, K, 3) of joint set ``set_name`` from a forward pass's vertices and joints."""
         recipe = self._recipes.get(set_name)

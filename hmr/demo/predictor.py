@@ -21,7 +21,8 @@ from hmr.data.crop import compose_affine, crop_matrix, inplane_transform, normal
 from hmr.engine.builders import keypoint_settings
 from hmr.engine.checkpoint import CheckpointError, load_checkpoint
 from hmr.engine.eval_job import load_trained
-from hmr.engine.forward import OrthoSwitches, predict
+from hmr.engine.forward import OrthoSwitches, decode_outputs
+from hmr.engine.refit import refit_prediction
 from hmr.geometry.camera import bbox_info
 from hmr.rotations import matrix_to_axis_angle, special_procrustes
 
@@ -69,10 +70,12 @@ def other_side_name(name: str) -> str:
 
 class DemoModel:
     """Load a checkpoint for inference. ``body_model`` / ``representation``, when given, must match what the
-    checkpoint was trained with (:class:`~hmr.engine.checkpoint.CheckpointError` otherwise)."""
+    checkpoint was trained with (:class:`~hmr.engine.checkpoint.CheckpointError` otherwise). ``refit``: re-fit
+    betas and translation so the exported mesh reproduces the training-time skeleton (:mod:`hmr.engine.refit`;
+    for representations whose training matrices are not rotations, e.g. PRoM)."""
 
     def __init__(self, checkpoint: Union[str, Path], device: str = "cpu", body_model: Optional[str] = None,
-                 representation: Optional[str] = None) -> None:
+                 representation: Optional[str] = None, refit: bool = False) -> None:
         expected = None
         if body_model is not None or representation is not None:
             stored = load_checkpoint(checkpoint)["config"]
@@ -91,6 +94,7 @@ class DemoModel:
         self.keypoint_set = keypoint_settings(cfg, body)[0]
         self.faces = body.faces.cpu().numpy().astype(np.int64)
         self.checkpoint = str(checkpoint)
+        self.refit = refit
 
     @property
     def representation_name(self) -> str:
@@ -125,8 +129,13 @@ class DemoModel:
         results: List[PersonPrediction] = []
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
-            out = predict(self.model, self.representation, self.body_model, self.make_batch(chunk),
-                          self.switches, self.keypoint_set, stage="inference")
+            batch = self.make_batch(chunk)
+            raw = self.model(batch["img"], batch["bbox_info"])
+            out = decode_outputs(raw, self.representation, self.body_model, batch, self.switches,
+                                 self.keypoint_set, stage="inference")
+            if self.refit:
+                out = refit_prediction(self.body_model, self.representation, self.switches.forward_kinematics,
+                                       raw, out, self.keypoint_set)
             rot = out["rotmats"].double()
             aa = matrix_to_axis_angle(special_procrustes(rot)).cpu().numpy()
             arrays = {k: out[k].double().cpu().numpy() for k in ("vertices_cam", "transl", "K", "keypoints_2d")}

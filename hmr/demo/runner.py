@@ -279,6 +279,7 @@ class DemoRunner:
         summary = {
             "checkpoint": m.checkpoint, "body_model": m.name, "kind": m.kind,
             "representation": m.representation_name, "inference_mapping": m.switches.inference,
+            "refit": m.refit,
             "bbox_expand": self.expand, "inputs": [str(s.path) for s in sources],
             "frames": self.report.frames, "skipped": self.report.skipped,
             "frames_without_detection": self.report.no_detection,

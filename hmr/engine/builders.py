@@ -57,9 +57,11 @@ def build_model(cfg: Mapping[str, Any], body_model, representation) -> torch.nn.
         log.warning("representation %s cannot encode the mean pose; the head starts from its own default",
                     representation.name)
     init_cam = torch.tensor([mean_camera_scale(body_model), 0.0, 0.0])
+    keypoint_set, _ = keypoint_settings(cfg, body_model)
     return build_regressor(model_cfg, num_joints=body_model.num_joints, rep_dim=representation.dim,
                            num_betas=body_model.num_betas, init_pose_params=init_pose_params,
-                           init_betas=torch.zeros(body_model.num_betas), init_cam=init_cam)
+                           init_betas=torch.zeros(body_model.num_betas), init_cam=init_cam,
+                           num_keypoints=body_model.num_keypoints(keypoint_set))
 
 
 def keypoint_settings(cfg: Mapping[str, Any], body_model) -> Tuple[str, Tuple[int, ...]]:

@@ -12,11 +12,14 @@ solved per sample with one batched (L + 3) × (L + 3) linear system (ridge towar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Dict
 
 import torch
 from torch import Tensor
 
+from hmr.engine.forward import body_forward, rotation_matrices
 from hmr.engine.gap import kinematic_joints, point_gap
+from hmr.geometry.camera import perspective_projection
 
 
 @dataclass
@@ -67,3 +70,20 @@ def refit_shape(body_model, rotations: Tensor, betas: Tensor, target_joints: Ten
     return RefitResult(new_betas.to(out_dtype), transl.to(out_dtype), joints.to(out_dtype),
                        before.to(out_dtype), point_gap(joints, target).to(out_dtype),
                        torch.linalg.vector_norm(new_betas - b0, dim=-1).to(out_dtype))
+
+
+def refit_prediction(body_model, representation, train_mapping: str, raw: Dict[str, Tensor],
+                     pred: Dict[str, Tensor], keypoint_set: str) -> Dict[str, Tensor]:
+    """Apply :func:`refit_shape` to an inference-stage prediction (``pred`` from
+    :func:`hmr.engine.forward.decode_outputs` of the regressor outputs ``raw``): the target is the training-time
+    skeleton of the same outputs (``train_mapping``, e.g. ``"train"``). Returns ``pred`` with ``betas``,
+    ``transl`` (camera translation + the fitted shift), vertices, joints, keypoints and ``keypoints_2d`` rebuilt,
+    plus ``refit_gap_before`` / ``refit_gap_after`` (B,) in metres and ``betas_drift`` (B,)."""
+    train_joints = kinematic_joints(body_model, rotation_matrices(representation, raw["pose_params"], train_mapping),
+                                    raw["betas"])
+    fit = refit_shape(body_model, pred["rotmats"], raw["betas"], train_joints)
+    transl = pred["transl"] + fit.transl
+    body = body_forward(body_model, pred["rotmats"], fit.betas, transl, {"keypoints_3d": keypoint_set})
+    return {**pred, **body, "betas": fit.betas, "transl": transl,
+            "keypoints_2d": perspective_projection(body["keypoints_3d_cam"], pred["K"]),
+            "refit_gap_before": fit.gap_before, "refit_gap_after": fit.gap_after, "betas_drift": fit.betas_drift}

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from hmr import losses
 from hmr.config import Config, dump_yaml
 from hmr.data import build_mixed_dataset
+from hmr.data.crop import to_crop_coordinates
 from hmr.engine import checkpoint as ckpt
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
 from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
@@ -149,6 +150,8 @@ class Trainer:
                 gt = body_forward(self.body_model, batch["pose"], batch["betas"], None, {})
             mask = batch["has_pose"] * batch["has_betas"]
             terms["vertices"] = losses.vertex_loss(pred["vertices"], gt["vertices"], mask)
+        if w.heatmap and "heatmaps" in out:
+            terms["heatmap"] = self._heatmap_term(out["heatmaps"], batch)
         if w.orthogonality:
             terms["orthogonality"] = losses.orthogonality_penalty(
                 self.representation.train_matrix(pred["pose_params"]))
@@ -158,6 +161,15 @@ class Trainer:
             terms["representation"] = (self.representation.extra_loss(params[has_pose], batch["pose"][has_pose])
                                        if bool(has_pose.any()) else params.sum() * 0.0)
         return terms, pred
+
+    def _heatmap_term(self, logits: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
+        """Heatmap loss against the labelled 2D keypoints that fall inside the crop (sigma: one cell)."""
+        head = self.model.heatmap_head
+        crop_h, crop_w = (int(v) for v in self.cfg.data.crop_size)
+        target = to_crop_coordinates(batch["keypoints_2d"], batch["center"], batch["scale"], (crop_h, crop_w))
+        inside = (target[..., 1].abs() <= 1.0) & (target[..., 0].abs() <= crop_w / crop_h)
+        visible = (batch["keypoints_2d"][..., 2] > 0) & inside
+        return losses.heatmap_loss(logits, target, visible, head.grid_x, head.grid_y, sigma=head.cell)
 
     def train_step(self, batch: Dict[str, Any], with_stats: bool = True) -> Dict[str, float]:
         """One optimisation step; ``with_stats`` adds the raw-matrix and train/inference-gap diagnostics

@@ -29,7 +29,7 @@ PRESETS = {
                       "train.tensorboard=false"]},
     # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
     "full": {"steps": 20000, "eval_every": 1000, "eval_samples": 1000, "seeds": [0, 1, 2],
-             "extra": [PLAIN_PROM, "model.backbone=resnet50", "model.input_size=[256, 192]",
+             "extra": [PLAIN_PROM, "model.backbone=resnet50", "model.pooling=avg", "model.input_size=[256, 192]",
                        "data.crop_size=[256, 192]", "train.batch_size=64", "train.num_workers=8", "train.tensorboard=false"]},
     # tiny: for tests (needs data.root pointing at tiny sets through HMR_EXPERIMENT_OVERRIDES)
     "tiny": {"steps": 4, "eval_every": 2, "eval_samples": 8, "seeds": [0],
@@ -141,7 +141,11 @@ def _grid(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_only: 
 
 
 def _settings(preset: str) -> Dict[str, Any]:
-    return {"configs": {k: f"configs/{v}" for k, v in CONFIGS.items()}, **PRESETS[preset]}
+    models = {}
+    for kind in CONFIGS:
+        model = run_config(kind, [], preset)["model"]
+        models[kind] = {k: model.get(k) for k in ("backbone", "pooling", "input_size", "head")}
+    return {"configs": {k: f"configs/{v}" for k, v in CONFIGS.items()}, **PRESETS[preset], "model": models}
 
 
 def convergence(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
@@ -173,6 +177,26 @@ def downstream_only(preset: str, out_dir: Path, collect_only: bool = False) -> D
     runs = [{"label": r, "kind": "body", "overrides": [f"representation.name={r}"] + only_2d}
             for r in ("prom", "6d", "svd9d")]
     return _experiment(preset, out_dir, runs, collect_only)
+
+
+#: Issue 9 on images: PRoM's fixes next to plain PRoM, 6d and svd9d (the lifting-bed variants of prom_gap.py).
+GAP_VARIANTS: Dict[str, List[str]] = {
+    "prom": ["representation.name=prom"],
+    "prom+ortho": ["representation.name=prom", "loss.orthogonality=0.1"],
+    "prom+anneal": ["representation.name=prom", "representation.anneal.kind=linear", "representation.anneal.start=0.6",
+                    "representation.anneal.end=0.9",
+                    "representation.anneal.targets=[forward_kinematics, rotation_loss]"],
+    "prom+scale_free": ["representation.name=prom_scale_free", "representation.options={mode: frobenius}"],
+    "6d": ["representation.name=6d"],
+    "svd9d": ["representation.name=svd9d"],
+}
+
+
+def prom_gap_images(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:
+    """Issue 9's image half: final accuracy and the train/inference gap of PRoM, PRoM + each training-time fix,
+    6d and svd9d on the synthetic body set (the evaluator's ``inference_gap_*`` columns)."""
+    runs = [{"label": name, "kind": "body", "overrides": list(overrides)} for name, overrides in GAP_VARIANTS.items()]
+    return _experiment(preset, out_dir, runs, collect_only, variants=GAP_VARIANTS)
 
 
 def raw_fk(preset: str, out_dir: Path, collect_only: bool = False) -> Dict[str, Any]:

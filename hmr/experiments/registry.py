@@ -28,6 +28,7 @@ EXPERIMENTS: Dict[str, str] = {
     "orthogonalization": "hmr.experiments.image_runs:orthogonalization",
     "downstream-only": "hmr.experiments.image_runs:downstream_only",
     "raw-fk": "hmr.experiments.image_runs:raw_fk",
+    "prom-gap-images": "hmr.experiments.image_runs:prom_gap_images",
     "gradients": "hmr.experiments.rotation_tasks:gradients",
     "rotation-recovery": "hmr.experiments.rotation_tasks:rotation_recovery",
     "point-cloud": "hmr.experiments.rotation_tasks:point_cloud",
@@ -56,7 +57,7 @@ def result_path(out_root: Path, name: str, preset: str) -> Path:
     return Path(out_root) / name / f"{preset}.json"
 
 
-IMAGE_EXPERIMENTS = ("convergence", "lr", "orthogonalization", "downstream-only", "raw-fk")
+IMAGE_EXPERIMENTS = ("convergence", "lr", "orthogonalization", "downstream-only", "raw-fk", "prom-gap-images")
 
 
 def run_experiment(name: str, preset: str, out_root: Path, collect_only: bool = False) -> Path:

@@ -279,8 +279,12 @@ IMAGE_COLUMNS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pa_mpvpe_mm", "inference_
 
 def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
     """Generic table for the trainer-based experiments: final metrics per run (+ error-vs-steps figure)."""
-    lines = [f"## {name} (issue 8, synthetic images, trainer)", "",
-             f"Settings: `{json.dumps(result['settings'])}`.", ""]
+    issue = "issue 9, the image half of prom-gap" if name == "prom-gap-images" else "issue 8"
+    lines = [f"## {name} ({issue}, synthetic images, trainer)", "",
+             f"Settings: `{json.dumps(result['settings'])}`."
+             + ("" if "model" in result["settings"] else
+                " (Run before the CPU presets switched to `model.pooling=flatten`: pooled MobileNetV3 features.)"),
+             ""]
     runs = result["runs"]
     baselines = result.get("baselines") or {}
     present = ({k for r in runs for k in (r.get("final") or {})}

@@ -1,4 +1,6 @@
-"""Backbone factory: timm image encoders that return a pooled feature vector or a spatial feature grid.
+"""Backbone factory: timm image encoders that return a pooled feature vector, a spatial feature grid, or a
+flattened low-resolution grid (``pooling="flatten"``: global average pooling throws away where things are,
+which a small from-scratch network cannot afford; see docs/cpu_training.md).
 
 Weights are never downloaded (``pretrained=False`` always); a local checkpoint can be loaded instead
 (see :mod:`hmr.models.checkpoint`).
@@ -7,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import timm
 import torch
@@ -15,6 +17,7 @@ from torch import nn
 from timm.models.resnet import BasicBlock, ResNet
 
 from hmr.models.checkpoint import load_backbone_checkpoint
+from hmr.models.keypoint_head import HeatmapHead
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ KNOWN_BACKBONES: Tuple[str, ...] = (
     "vit_small_patch16_224", "vit_base_patch16_224", "hrnet_w48",
 )
 _TINY_NAMES = ("resnet_tiny", "cnn_tiny")
+POOLINGS = ("avg", "flatten")
 
 
 class Backbone(nn.Module):
@@ -31,11 +35,15 @@ class Backbone(nn.Module):
 
     ``forward(img (B, 3, H, W))`` returns pooled features ``(B, C)`` or, when built with ``spatial=True``,
     a feature grid ``(B, C, h, w)`` (for attention heads: ``grid.flatten(2).transpose(1, 2)`` gives the
-    ``(B, h*w, C)`` tokens). ``feature_dim`` is ``C``.
+    ``(B, h*w, C)`` tokens). ``feature_dim`` is ``C``. Built with a ``flatten`` module (see
+    :class:`FlattenGrid`), it returns that module's ``(B, feature_dim)`` vector instead of the pooled one; with
+    a ``keypoints`` head (:class:`hmr.models.keypoint_head.HeatmapHead`) as well, it returns
+    ``(vector + 2K soft-argmax coordinates, heatmap logits (B, K, h, w))``.
     """
 
     def __init__(self, model: nn.Module, name: str, feature_dim: int, spatial: bool,
-                 input_size: Tuple[int, int], is_vit: bool) -> None:
+                 input_size: Tuple[int, int], is_vit: bool, flatten: Optional["FlattenGrid"] = None,
+                 keypoints: Optional[HeatmapHead] = None) -> None:
         super().__init__()
         self.model = model
         self.name = name
@@ -43,13 +51,17 @@ class Backbone(nn.Module):
         self.spatial = spatial
         self.input_size = input_size
         self.is_vit = is_vit
+        self.flatten = flatten
+        self.keypoints = keypoints
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         if img.ndim != 4 or img.shape[1] != 3:
             raise ValueError(f"backbone {self.name!r} expects images (B, 3, H, W), got {tuple(img.shape)}")
         if self.is_vit and tuple(img.shape[-2:]) != self.input_size:
             raise ValueError(f"backbone {self.name!r} was built for input size (H, W) = {self.input_size}, "
                              f"got {tuple(img.shape[-2:])}; set model.input_size to the crop size")
+        if self.flatten is not None:
+            return self._flattened(img)
         if not self.spatial:
             return self.model(img)
         features = self.model.forward_features(img)
@@ -59,28 +71,116 @@ class Backbone(nn.Module):
         grid_h, grid_w = self.model.patch_embed.grid_size
         return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], grid_h, grid_w)
 
+    def _flattened(self, img: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """Flattened coarse grid; with a heatmap head also its soft-argmax coordinates (appended to the vector)
+        and the heatmap logits: ``(features (B, feature_dim), logits (B, K, h, w))``."""
+        stages = [self.flatten.stage] if self.keypoints is None else [self.keypoints.fine_stage, self.flatten.stage]
+        maps = self.model.forward_intermediates(img, indices=stages, intermediates_only=True)
+        features = self.flatten(maps[-1])
+        if self.keypoints is None:
+            return features
+        logits = self.keypoints(maps[0], maps[-1])
+        return torch.cat([features, self.keypoints.coordinates(logits).flatten(1)], dim=1), logits
+
 
 def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
                    input_size: Sequence[int] = (256, 192), spatial: bool = False,
-                   checkpoint_prefix: Optional[str] = None) -> Tuple[Backbone, int]:
+                   checkpoint_prefix: Optional[str] = None, pooling: str = "avg", flatten_stride: int = 16,
+                   flatten_channels: int = 32, heatmap_keypoints: int = 0,
+                   heatmap_stride: int = 8) -> Tuple[Backbone, int]:
     """Build a backbone by name and return ``(module, feature_dim)``.
 
     ``name``: one of :data:`KNOWN_BACKBONES` or any timm model name. ``input_size``: crop (H, W); ViTs are
     built for exactly this size (HMR 2.0 / ViTPose style: no class token, mean-pooled patch tokens).
     ``spatial``: return the ``(B, C, h, w)`` grid instead of the pooled vector. ``checkpoint``: a local file
     read with ``torch.load(weights_only=True)``; ``checkpoint_prefix`` (e.g. ``"backbone."``) selects and
-    strips a key prefix, ``None`` detects common ones.
+    strips a key prefix, ``None`` detects common ones. ``pooling``: ``"avg"`` (the model's own pooled vector)
+    or ``"flatten"``: the feature map at ``flatten_stride`` reduced to ``flatten_channels`` by a 1×1
+    convolution and flattened (:class:`FlattenGrid`); ignored when ``spatial``. ``heatmap_keypoints`` > 0
+    (flatten pooling only) adds a heatmap head for that many 2D keypoints at ``heatmap_stride``; the returned
+    ``feature_dim`` then includes their 2K coordinates.
     """
     input_size = _as_size(input_size)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     model, is_vit = _create_timm_model(name, input_size)
     if checkpoint is not None:
         load_backbone_checkpoint(model, checkpoint, prefix=checkpoint_prefix)
+    if heatmap_keypoints and (pooling != "flatten" or spatial):
+        raise ValueError("keypoint heatmaps need model.pooling=flatten and the cliff head")
+    if pooling == "flatten" and not spatial:
+        flat = FlattenGrid.for_model(model, name, input_size, flatten_stride, flatten_channels)
+        heatmaps = None
+        if heatmap_keypoints:
+            fine_stage = stage_with_stride(model, name, heatmap_stride)
+            if fine_stage >= flat.stage:
+                raise ValueError(f"heatmap stride {heatmap_stride} must be finer than the flatten stride {flatten_stride}")
+            fine, coarse = _probe_maps(model, input_size, [fine_stage, flat.stage])
+            heatmaps = HeatmapHead(fine_stage, fine.shape[1], coarse.shape[1], heatmap_keypoints,
+                                   (fine.shape[2], fine.shape[3]), heatmap_stride, input_size)
+        feature_dim = flat.out_dim + 2 * heatmap_keypoints
+        logger.info("backbone %s: stride-%d grid flattened to %d features%s, %.1fM parameters", name,
+                    flatten_stride, flat.out_dim, f" + {heatmap_keypoints} heatmap keypoints" if heatmaps else "",
+                    sum(p.numel() for p in model.parameters()) / 1e6)
+        return Backbone(model, name, feature_dim, False, input_size, is_vit, flatten=flat,
+                        keypoints=heatmaps), feature_dim
     # Pooled features can be wider than the feature map when a model has a pre-logits head (MobileNetV3:
     # 576-channel map, 1024-d pooled vector); timm calls that width head_hidden_size.
     feature_dim = int(model.num_features if spatial else getattr(model, "head_hidden_size", None) or model.num_features)
     logger.info("backbone %s: %d features, %.1fM parameters", name, feature_dim,
                 sum(p.numel() for p in model.parameters()) / 1e6)
     return Backbone(model, name, feature_dim, spatial, input_size, is_vit), feature_dim
+
+
+class FlattenGrid(nn.Module):
+    """Keep the layout: feature map of stage ``stage`` (B, C, h, w) -> 1×1 conv to ``channels`` -> BN -> ReLU
+    -> flatten to (B, channels·h·w). Like DeepPose-era regressors, the head then sees *where* each feature is."""
+
+    def __init__(self, stage: int, in_channels: int, channels: int, grid: Tuple[int, int]) -> None:
+        super().__init__()
+        self.stage = stage
+        self.reduce = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
+                                    nn.ReLU(inplace=True))
+        self.grid = grid
+        self.out_dim = channels * grid[0] * grid[1]
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        if tuple(grid.shape[-2:]) != self.grid:
+            raise ValueError(f"flattened features were built for a {self.grid} grid, got {tuple(grid.shape[-2:])}: "
+                             "feed crops of model.input_size")
+        return self.reduce(grid).flatten(1)
+
+    @classmethod
+    def for_model(cls, model: nn.Module, name: str, input_size: Tuple[int, int], stride: int,
+                  channels: int) -> "FlattenGrid":
+        """Pick the stage of ``model`` whose reduction is ``stride``, prune the stages after it, and measure its
+        grid for ``input_size``."""
+        stage = stage_with_stride(model, name, stride)
+        if hasattr(model, "prune_intermediate_layers"):  # drop the unused deeper stages (DDP needs every
+            model.prune_intermediate_layers(indices=[stage], prune_head=True)  # parameter to get a gradient)
+        probe = _probe_maps(model, input_size, [stage])[-1]
+        return cls(stage, probe.shape[1], channels, (probe.shape[2], probe.shape[3]))
+
+
+def stage_with_stride(model: nn.Module, name: str, stride: int) -> int:
+    """Index (for ``forward_intermediates``) of the deepest stage of ``model`` whose reduction is ``stride``."""
+    info = getattr(model, "feature_info", None)
+    if not info or not hasattr(model, "forward_intermediates"):
+        raise ValueError(f"backbone {name!r} exposes no feature stages; use model.pooling=avg")
+    reductions = [int(f["reduction"]) for f in info]
+    if stride not in reductions:
+        raise ValueError(f"backbone {name!r} has no stage with stride {stride}; strides: {reductions}")
+    return len(reductions) - 1 - reductions[::-1].index(stride)
+
+
+def _probe_maps(model: nn.Module, input_size: Tuple[int, int], stages: List[int]) -> List[torch.Tensor]:
+    """The feature maps of ``stages`` for one blank crop (eval mode, no gradient), to read their shapes."""
+    was_training = model.training
+    with torch.no_grad():
+        maps = model.eval().forward_intermediates(torch.zeros(1, 3, *input_size), indices=stages,
+                                                  intermediates_only=True)
+    model.train(was_training)
+    return list(maps)
 
 
 def _create_timm_model(name: str, input_size: Tuple[int, int]) -> Tuple[nn.Module, bool]:

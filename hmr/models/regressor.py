@@ -23,6 +23,9 @@ DEFAULT_MODEL_CONFIG: Dict[str, Any] = {
     "backbone_checkpoint": None,
     "checkpoint_prefix": None,
     "input_size": [256, 192],
+    "pooling": "avg",
+    "flatten": {"stride": 16, "channels": 32},
+    "heatmaps": {"enabled": False, "stride": 8},
     "head": "cliff",
     "iterations": None,
     "use_bbox_info": True,
@@ -42,7 +45,8 @@ class Regressor(nn.Module):
     ``forward(img (B, 3, H, W), bbox_info (B, 3))`` returns ``pose_params`` (B, J, dim) (final iteration,
     raw: map with ``representation.train_matrix`` / ``inference_rotation``), ``betas`` (B, num_betas),
     ``cam`` (B, 3) = weak-perspective (s, tx, ty) in the normalised crop [-1, 1] (CLIFF/SPIN), and
-    ``iterations``: one such dict per IEF step. The mean initialisation lives in the buffers
+    ``iterations``: one such dict per IEF step; with a heatmap head also ``heatmaps`` (B, K, h, w) logits
+    (see :mod:`hmr.models.keypoint_head`). The mean initialisation lives in the buffers
     ``init_pose_params`` (J, dim), ``init_betas`` (num_betas), ``init_cam`` (3).
     """
 
@@ -74,20 +78,30 @@ class Regressor(nn.Module):
             "betas": self.init_betas.expand(batch, -1),
             "cam": self.init_cam.expand(batch, -1),
         }
-        history = self.head(self.backbone(img), bbox_info, init)
-        return {**history[-1], "iterations": history}
+        features = self.backbone(img)
+        extra = {}
+        if isinstance(features, tuple):
+            features, extra["heatmaps"] = features
+        history = self.head(features, bbox_info, init)
+        return {**history[-1], "iterations": history, **extra}
+
+    @property
+    def heatmap_head(self):
+        """The backbone's :class:`~hmr.models.keypoint_head.HeatmapHead`, or None."""
+        return getattr(self.backbone, "keypoints", None)
 
 
 def build_regressor(model_cfg: Mapping[str, Any], num_joints: int, rep_dim: int, num_betas: int = 10,
                     init_pose_params: Optional[torch.Tensor] = None, init_betas: Optional[TensorLike] = None,
                     init_cam: Optional[TensorLike] = None,
                     encode: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                    init_global_orient: Optional[torch.Tensor] = None) -> Regressor:
+                    init_global_orient: Optional[torch.Tensor] = None, num_keypoints: int = 0) -> Regressor:
     """Build a :class:`Regressor` from ``model_cfg`` (keys and defaults: :data:`DEFAULT_MODEL_CONFIG`).
 
     Mean initialisation: ``init_pose_params`` (J, dim) as given, or ``encode(R)`` of identity rotations
     ``R`` (J, 3, 3) whose joint 0 is ``init_global_orient`` (3, 3) when given (pass
     ``representation.encode``), else zeros. ``init_betas`` defaults to zeros, ``init_cam`` to :data:`DEFAULT_INIT_CAM`.
+    ``num_keypoints``: the 2D keypoint count of the heatmap head (needed when ``heatmaps.enabled``).
     """
     cfg = resolve_model_config(model_cfg)
     pose0 = mean_pose_params(num_joints, rep_dim, init_pose_params, encode, init_global_orient)
@@ -95,8 +109,14 @@ def build_regressor(model_cfg: Mapping[str, Any], num_joints: int, rep_dim: int,
     cam0 = _vector("init_cam", DEFAULT_INIT_CAM if init_cam is None else init_cam, 3)
 
     spatial = cfg["head"] == "transformer"
+    if cfg["heatmaps"]["enabled"] and num_keypoints <= 0:
+        raise ValueError("model.heatmaps.enabled needs the number of 2D keypoints (num_keypoints > 0)")
     backbone, feature_dim = build_backbone(cfg["backbone"], cfg["backbone_checkpoint"], cfg["input_size"],
-                                           spatial=spatial, checkpoint_prefix=cfg["checkpoint_prefix"])
+                                           spatial=spatial, checkpoint_prefix=cfg["checkpoint_prefix"],
+                                           pooling=cfg["pooling"], flatten_stride=int(cfg["flatten"]["stride"]),
+                                           flatten_channels=int(cfg["flatten"]["channels"]),
+                                           heatmap_keypoints=num_keypoints if cfg["heatmaps"]["enabled"] else 0,
+                                           heatmap_stride=int(cfg["heatmaps"]["stride"]))
     sizes = dict(num_joints=num_joints, rep_dim=rep_dim, num_betas=num_betas,
                  use_bbox_info=bool(cfg["use_bbox_info"]))
     if spatial:
@@ -116,12 +136,11 @@ def resolve_model_config(model_cfg: Mapping[str, Any]) -> Dict[str, Any]:
     for key, value in dict(model_cfg).items():
         if key not in cfg:
             raise ValueError(f"unknown model config key {key!r}; known: {sorted(cfg)}")
-        if key == "transformer":
-            unknown = set(dict(value or {})) - set(cfg["transformer"])
+        if key in ("transformer", "flatten", "heatmaps"):
+            unknown = set(dict(value or {})) - set(cfg[key])
             if unknown:
-                raise ValueError(f"unknown model.transformer keys {sorted(unknown)}; "
-                                 f"known: {sorted(cfg['transformer'])}")
-            cfg["transformer"].update(dict(value or {}))
+                raise ValueError(f"unknown model.{key} keys {sorted(unknown)}; known: {sorted(cfg[key])}")
+            cfg[key].update(dict(value or {}))
         else:
             cfg[key] = value
     if cfg["head"] not in HEADS:
