@@ -30,6 +30,8 @@ def test_prom_gap_tiny_then_report(tmp_path):
     assert result["machine"]["cpu_count"] and result["wall_seconds"] > 0
     variants = {r["variant"] for r in result["runs"]}
     assert variants == set(VARIANTS) and {"prom+anneal", "prom+scale_free", "6d", "svd9d"} <= variants
+    assert {r["model"] for r in result["runs"]} == {"body", "hand"}             # the same bed on MANO
+    assert result["conditions"] == ["joints-only/plain", "hand/joints-only/plain"]
     for run in result["runs"]:
         m = run["final"]["metrics"]
         assert all(v == v for v in m.values()), run["variant"]          # no NaN
@@ -41,6 +43,7 @@ def test_prom_gap_tiny_then_report(tmp_path):
     run_tool("report", "--results", out, "--docs", docs)
     text = (docs / "results.md").read_text()
     assert "## prom-gap" in text and "| prom+refit |" in text and "Goal check" in text
+    assert "### hand/joints-only/plain" in text
     assert (docs / "figures" / "prom_gap_curves.png").stat().st_size > 1000
     assert (docs / "results" / "prom-gap" / "tiny.json").is_file()              # copied for reproducibility
     assert "## Not run yet" in text and "`convergence`" in text

@@ -5,8 +5,8 @@
     python tools/experiment.py all --preset cpu               # every experiment, in order
     python tools/experiment.py report                         # regenerate docs/results.md + docs/figures/
 
-Names: prom-gap, convergence, lr, orthogonalization, downstream-only, raw-fk, gradients, rotation-recovery,
-point-cloud. Presets: cpu (<= 60 min each on a 2-core CPU), full (GPU), tiny (seconds; for tests).
+Names: prom-gap, convergence, lr, orthogonalization, downstream-only, raw-fk, prom-gap-images, gradients,
+rotation-recovery, point-cloud. Presets: cpu (<= 60 min each on a 2-core CPU), full (GPU), tiny (seconds; for tests).
 """
 import argparse
 import sys

@@ -1,13 +1,13 @@
 """The image-free test bed of issue 9: keypoint lifting through forward kinematics.
 
-Input: the 24 posed kinematic joints of the open body model (root-relative, metres; optional Gaussian noise).
-Output: per-joint rotation parameters + betas, pushed through the representation's training map and forward
-kinematics (joints only, no skinning: :func:`hmr.engine.gap.kinematic_joints`). Poses come from the synthetic
-pose prior (:mod:`hmr.data.synthetic.pose_prior`), global orientations are a uniform yaw with up to ±20° tilt,
-betas ~ N(0, 1) clipped to ±3.
+Input: the posed kinematic joints of the open body (24) or hand (16) model (root-relative, metres; optional
+Gaussian noise). Output: per-joint rotation parameters + betas, pushed through the representation's training
+map and forward kinematics (joints only, no skinning: :func:`hmr.engine.gap.kinematic_joints`). Poses come from
+the synthetic pose priors (:mod:`hmr.data.synthetic.pose_prior`; body or hand by the model's kind), global
+orientations are a uniform yaw with up to ±20° tilt, betas ~ N(0, 1) clipped to ±3.
 
-Five rotations (feet, head, hands: the leaves 10, 11, 15, 22, 23) move no kinematic joint, and twists about a
-bone show only through the children, so the task has the real ambiguity that makes an MSE rotation loss prefer
+On the body five rotations (feet, head, hands: the leaves 10, 11, 15, 22, 23) move no kinematic joint, on the
+hand the five fingertip rotations move none, and twists about a bone show only through the children, so the task has the real ambiguity that makes an MSE rotation loss prefer
 the conditional *mean* matrix (singular values < 1) — issue 9's first mechanism — and, without a rotation
 loss, leaves raw matrices free to scale and reflect — its second.
 
@@ -81,13 +81,20 @@ class PoseSource:
     """Ground-truth (rotations, betas, joints) batches from the pose prior; a fixed pool, deterministic."""
 
     def __init__(self, body_model, size: int, seed: int, max_tilt_deg: float = 20.0) -> None:
-        from hmr.data.synthetic.pose_prior import BodyPosePrior
-        if body_model.kind != "body":
-            raise ValueError(f"the lifting test bed needs a body model, got {body_model.name} ({body_model.kind})")
+        from hmr.data.synthetic.pose_prior import BodyPosePrior, HandPosePrior
         with torch.no_grad():
-            rest = body_model().joints[0].double().numpy()
+            rest_out = body_model()
+        rest = rest_out.joints[0].double().numpy()
+        if body_model.kind == "body":
+            prior = BodyPosePrior(rest)
+        elif body_model.kind == "hand" and "freihand21" in body_model.keypoint_sets():
+            tips = body_model.keypoints(rest_out.vertices, rest_out.joints, "freihand21")[0, [4, 8, 12, 16, 20]]
+            prior = HandPosePrior(rest, tips.double().numpy(), right=not body_model.name.endswith("left"))
+        else:
+            raise ValueError(f"the lifting test bed needs a body model or a hand model with fingertip keypoints, "
+                             f"got {body_model.name} ({body_model.kind})")
         rng = np.random.default_rng(seed)
-        body_pose, _ = BodyPosePrior(rest).sample(rng, size)
+        body_pose, _ = prior.sample(rng, size)
         yaw = rng.uniform(-math.pi, math.pi, size)
         tilt = np.radians(max_tilt_deg) * rng.uniform(-1, 1, (size, 2))
         aa_yaw = np.stack([np.zeros(size), yaw, np.zeros(size)], 1)
@@ -104,7 +111,7 @@ class PoseSource:
 
 
 class LiftingNet(nn.Module):
-    """MLP: 72 joint coordinates -> J·dim rotation parameters + L betas (plain or mean-pose residual head)."""
+    """MLP: J·3 joint coordinates -> J·dim rotation parameters + L betas (plain or mean-pose residual head)."""
 
     def __init__(self, num_joints: int, rep_dim: int, num_betas: int, hidden: int, head: str,
                  mean_params: Optional[Tensor]) -> None:

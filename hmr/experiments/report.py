@@ -121,11 +121,22 @@ def goal_statement(rows: List[Dict[str, Any]]) -> str:
     return "; ".join(verdicts)
 
 
+def _panel_grid(plt, count: int, height: float, per_row: int = 4):
+    """A figure with ``count`` panels, at most ``per_row`` per row; returns (figure, flat list of axes)."""
+    cols = min(count, per_row)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height * rows), squeeze=False)
+    flat = list(axes.reshape(-1))
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
+
+
 def prom_gap_section(result: Dict[str, Any], figures: Path) -> str:
     lines = ["## prom-gap (issue 9): the train/inference gap on the keypoint-lifting test bed", "",
              f"Task: {result['task']}; poses from the synthetic pose prior, betas ~ N(0,1). Settings: "
              f"`{json.dumps(result['settings'])}`. Metrics on {result['settings']['test_size']} held-out poses, "
-             "mm, 24 kinematic joints / 6890 vertices, pelvis-aligned; mean ± std over seeds "
+             "mm, the model's kinematic joints / vertices, root-aligned (pelvis, wrist); mean ± std over seeds "
              f"{result['settings']['seeds']}. *gap* = training-time mesh vs exported (SVD) mesh of the same "
              "prediction; *early* = inference MPJPE at 1/8 of training; *mean s3* = mean signed smallest "
              "singular value of the training matrices; *train-mesh MPJPE* = error of the training-time skeleton "
@@ -135,8 +146,8 @@ def prom_gap_section(result: Dict[str, Any], figures: Path) -> str:
              ""]
     plt = _plt()
     conditions = result["conditions"]
-    fig, axes = plt.subplots(1, len(conditions), figsize=(4.2 * len(conditions), 3.4), squeeze=False)
-    for ax, condition in zip(axes[0], conditions):
+    fig, axes = _panel_grid(plt, len(conditions), 3.4)
+    for ax, condition in zip(axes, conditions):
         rows = prom_gap_rows(result, condition)
         lines += [f"### {condition}", "",
                   "| variant | " + " | ".join(t for _, t in PROM_GAP_COLUMNS) + " | early | refit Δβ |",
@@ -160,8 +171,8 @@ def prom_gap_section(result: Dict[str, Any], figures: Path) -> str:
     _savefig(fig, figures / "prom_gap_curves.png")
     lines += ["![error vs steps](figures/prom_gap_curves.png)", ""]
     # scale per chain depth
-    fig, axes = plt.subplots(1, len(conditions), figsize=(4.2 * len(conditions), 3.2), squeeze=False)
-    for ax, condition in zip(axes[0], conditions):
+    fig, axes = _panel_grid(plt, len(conditions), 3.2)
+    for ax, condition in zip(axes, conditions):
         for variant in ("prom", "prom+ortho", "prom+scale_free"):
             runs = [r for r in result["runs"] if r["variant"] == variant and r["condition"] == condition]
             if runs:
@@ -358,7 +369,8 @@ python tools/experiment.py gradients --preset cpu --threads 1
 python tools/experiment.py point-cloud --preset cpu --threads 1
 python tools/make_synthetic.py --config configs/synthetic/quick.yaml     # once, for the image experiments
 python tools/experiment.py convergence --preset cpu                      # also: lr, orthogonalization,
-                                                                         # downstream-only, raw-fk; or `all`
+                                                                         # downstream-only, raw-fk,
+                                                                         # prom-gap-images; or `all`
 python tools/experiment.py report
 ```
 """
