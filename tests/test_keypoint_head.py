@@ -1,5 +1,6 @@
 """2D keypoint heatmaps: soft-argmax, the heatmap loss, the cell geometry and the regressor wiring."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,3 +93,13 @@ def test_heatmap_config_errors():
     with pytest.raises(ValueError, match="num_keypoints"):
         build_regressor({"backbone": "resnet_tiny", "pooling": "flatten", "heatmaps": {"enabled": True}},
                         num_joints=4, rep_dim=9, init_pose_params=torch.zeros(4, 9))
+
+
+def test_trainer_refuses_a_heatmap_loss_without_a_heatmap_head(tmp_path):
+    from conftest import TINY_TRAIN_OVERRIDES
+    from hmr.config import load_config
+    from hmr.engine.trainer import Trainer
+    preset = Path(__file__).resolve().parents[1] / "configs" / "body_cpu.yaml"
+    cfg = load_config(str(preset), [*TINY_TRAIN_OVERRIDES, f"data.root={tmp_path}", "loss.heatmap=1.0"])
+    with pytest.raises(ValueError, match="model.heatmaps.enabled"):
+        Trainer(cfg, tmp_path / "run")

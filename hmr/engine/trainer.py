@@ -62,6 +62,9 @@ class Trainer:
         self.keypoint_set, self.root_joints = keypoint_settings(cfg, self.body_model)
         self.weights = losses.LossWeights.from_config(cfg.get("loss"))
         self.model = build_model(cfg, self.body_model, self.representation).to(self.device)
+        if self.weights.heatmap and self.model.heatmap_head is None:
+            raise ValueError("loss.heatmap > 0 needs a heatmap head: set model.heatmaps.enabled=true "
+                             "(with model.pooling=flatten)")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(tcfg.lr),
                                           weight_decay=float(tcfg.get("weight_decay", 0.0)))
         self.total_steps = int(tcfg.steps)
