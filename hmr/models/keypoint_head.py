@@ -2,7 +2,7 @@
 
 A from-scratch CPU backbone learns *where* joints are far faster from dense per-cell targets than from the
 regression losses alone (docs/cpu_training.md): given perfect 2D keypoints, a small MLP lifts the synthetic
-bodies to 48 mm PA-MPJPE, while a regressor trained only through its 3D/2D losses stays near the mean pose.
+bodies to 47 mm PA-MPJPE, while a regressor trained only through its 3D/2D losses stays near the mean pose.
 The head predicts one heatmap per keypoint from a fine map (stride ``stride``) merged with the upsampled coarse
 map (stride 16); the soft-argmax ("integral regression", Sun et al., ECCV 2018) turns each heatmap into
 coordinates that the regression head receives next to the image features, so the 3D losses also reach it.
