@@ -8,27 +8,18 @@ An MLP lifts ground-truth 2D keypoints (annotations only, no images) to root-rel
 test PA-MPJPE next to the training-mean predictor's. An image model far above this bound has not yet learned to
 localise the keypoints.
 """
-import argparse
 import logging
 import sys
 
-from hmr.config import load_config
 from hmr.experiments.learnability import LiftSettings, run_keypoint_lifting
+from hmr.utils.cli import parse_settings, settings_parser
 from hmr.utils.io import write_json
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/body_cpu.yaml", help="gives data root and sets")
-    defaults = LiftSettings()
-    for name, value in defaults.__dict__.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
-    parser.add_argument("--out", help="write the result JSON here")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=/data/synthetic")
-    args = parser.parse_args(argv)
+    parser = settings_parser(__doc__, LiftSettings, "gives data root and sets")
+    args, cfg, settings = parse_settings(parser, LiftSettings, argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config, args.overrides)
-    settings = LiftSettings(**{name: getattr(args, name) for name in defaults.__dict__})
     result = run_keypoint_lifting(cfg, settings)
     print(f"lifting ground-truth 2D keypoints on {settings.dataset}: {result['train_samples']} train / "
           f"{result['test_samples']} test")

@@ -8,27 +8,18 @@ Prints train and test errors (2D keypoints in half-bbox units, squared Frobenius
 and of the local joint matrices) next to the training-mean predictor; a model that only memorises shows falling
 train and flat test errors.
 """
-import argparse
 import logging
 import sys
 
-from hmr.config import load_config
 from hmr.experiments.learnability import ProbeSettings, run_probe
+from hmr.utils.cli import parse_settings, settings_parser
 from hmr.utils.io import write_json
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/body_cpu.yaml", help="gives data root, sets and crop size")
-    defaults = ProbeSettings()
-    for name, value in defaults.__dict__.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
-    parser.add_argument("--out", help="write the result JSON here")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=/data/synthetic")
-    args = parser.parse_args(argv)
+    parser = settings_parser(__doc__, ProbeSettings, "gives data root, sets and crop size")
+    args, cfg, settings = parse_settings(parser, ProbeSettings, argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config, args.overrides)
-    settings = ProbeSettings(**{name: getattr(args, name) for name in defaults.__dict__})
     result = run_probe(cfg, settings)
     fmt = lambda e: "  ".join(f"{k} {v:6.3f}" for k, v in e.items())  # noqa: E731
     print(f"{settings.backbone} on {settings.dataset}: {result['train_images']} train / {result['test_images']} "
