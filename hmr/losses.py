@@ -12,11 +12,15 @@ import torch
 from torch import Tensor
 
 
+_WEIGHT_EPS = 1e-12  # guards the division only: a total confidence of 0.3 still divides by 0.3
+
+
 def _masked_mean(values: Tensor, weights: Tensor) -> Tensor:
-    """sum(values * weights) / sum(weights); 0 (still differentiable) when all weights are zero."""
+    """sum(values * weights) / sum(weights) for any positive total weight (low confidences are not scaled
+    down); 0 (still differentiable, no NaN) when all weights are zero."""
     weights = weights.to(values.dtype)
     total = weights.sum()
-    return (values * weights).sum() / total.clamp(min=1.0) if total > 0 else values.sum() * 0.0
+    return (values * weights).sum() / total.clamp(min=_WEIGHT_EPS) if total > 0 else values.sum() * 0.0
 
 
 def rotation_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:

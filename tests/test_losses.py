@@ -51,3 +51,28 @@ def test_weights_validation_and_total():
         assert "nope" in str(exc)
     else:
         raise AssertionError("unknown weight accepted")
+
+
+def test_masked_mean_is_a_weighted_mean_at_low_total_confidence():
+    # one keypoint at confidence 0.3 with squared error 0.01: the loss is 0.01, not 0.3 * 0.01
+    target = torch.tensor([[[101.0, 100.0, 0.3], [0.0, 0.0, 0.0]]])
+    pred = torch.tensor([[[100.0, 100.0], [50.0, 50.0]]])
+    center, size = torch.tensor([[100.0, 100.0]]), torch.tensor([20.0])
+    assert torch.allclose(losses.keypoint2d_loss(pred, target, center, size), torch.tensor(0.01))
+    gt = torch.zeros(1, 3, 4)
+    gt[0, :, 3] = torch.tensor([0.2, 0.2, 0.1])  # roots 0, 1 labelled with low confidence
+    pred3d = torch.zeros(1, 3, 3)
+    pred3d[0, 2, 0] = 0.3
+    expected = (losses.root_align(pred3d, (0, 1)) - losses.root_align(gt[..., :3], (0, 1))).abs().sum(-1)
+    expected = (expected * gt[..., 3]).sum() / gt[..., 3].sum()
+    assert torch.allclose(losses.joints3d_loss(pred3d, gt, root=(0, 1)), expected)
+
+
+def test_masked_mean_with_tiny_weights_is_finite_and_zero_weights_give_zero():
+    values = torch.tensor([2.0, 4.0], requires_grad=True)
+    tiny = losses._masked_mean(values, torch.tensor([1e-6, 0.0]))
+    assert torch.isfinite(tiny) and torch.allclose(tiny, torch.tensor(2.0))
+    zero = losses._masked_mean(values, torch.zeros(2))
+    assert zero.item() == 0.0
+    zero.backward()
+    assert torch.isfinite(values.grad).all() and values.grad.abs().sum() == 0
