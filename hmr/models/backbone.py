@@ -1,9 +1,10 @@
-"""Backbone factory: timm image encoders that return a pooled feature vector, a spatial feature grid, or a
-flattened low-resolution grid (``pooling="flatten"``: global average pooling throws away where things are,
-which a small from-scratch network cannot afford; see docs/cpu_training.md).
+"""Backbone factory: timm image encoders and the offline-pretrained networks of :mod:`hmr.models.pretrained`
+(EfficientNet-Lite, MediaPipe's BlazePose / hand encoders), returning a pooled feature vector, a spatial feature
+grid, or a flattened low-resolution grid (``pooling="flatten"``: global average pooling throws away where things
+are; see docs/cpu_training.md).
 
-Weights are never downloaded (``pretrained=False`` always); a local checkpoint can be loaded instead
-(see :mod:`hmr.models.checkpoint`).
+Weights are never downloaded: ``pretrained=True`` reads the built-in offline weights (installed by the setup
+script), ``checkpoint`` a local file (see :mod:`hmr.models.checkpoint`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from timm.models.resnet import BasicBlock, ResNet
 
 from hmr.models.checkpoint import load_backbone_checkpoint
 from hmr.models.keypoint_head import HeatmapHead
+from hmr.models.pretrained import PRETRAINED_BACKBONES, create_offline_backbone, is_offline_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 KNOWN_BACKBONES: Tuple[str, ...] = (
     "resnet_tiny", "cnn_tiny", "resnet18", "resnet34", "resnet50",
     "vit_small_patch16_224", "vit_base_patch16_224", "hrnet_w48",
-)
+) + PRETRAINED_BACKBONES
 _TINY_NAMES = ("resnet_tiny", "cnn_tiny")
 POOLINGS = ("avg", "flatten")
 
@@ -39,11 +41,16 @@ class Backbone(nn.Module):
     :class:`FlattenGrid`), it returns that module's ``(B, feature_dim)`` vector instead of the pooled one; with
     a ``keypoints`` head (:class:`hmr.models.keypoint_head.HeatmapHead`) as well, it returns
     ``(vector + 2K soft-argmax coordinates, heatmap logits (B, K, h, w))``.
+
+    ``input_affine`` ``(scale (3,), shift (3,))`` maps the project's ImageNet-normalised crops to the input
+    convention of pretrained weights (non-persistent buffers). ``frozen``: the encoder's weights get no gradient
+    and its batch-norm statistics stay fixed (``train()`` keeps it in eval mode); heads on top still train.
     """
 
     def __init__(self, model: nn.Module, name: str, feature_dim: int, spatial: bool,
                  input_size: Tuple[int, int], is_vit: bool, flatten: Optional["FlattenGrid"] = None,
-                 keypoints: Optional[HeatmapHead] = None) -> None:
+                 keypoints: Optional[HeatmapHead] = None,
+                 input_affine: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, frozen: bool = False) -> None:
         super().__init__()
         self.model = model
         self.name = name
@@ -53,6 +60,20 @@ class Backbone(nn.Module):
         self.is_vit = is_vit
         self.flatten = flatten
         self.keypoints = keypoints
+        scale, shift = input_affine if input_affine is not None else (torch.ones(3), torch.zeros(3))
+        self.register_buffer("input_scale", scale.reshape(1, 3, 1, 1).float(), persistent=False)
+        self.register_buffer("input_shift", shift.reshape(1, 3, 1, 1).float(), persistent=False)
+        self.has_input_affine = input_affine is not None
+        self.frozen = frozen
+        if frozen:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
 
     def forward(self, img: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         if img.ndim != 4 or img.shape[1] != 3:
@@ -60,12 +81,13 @@ class Backbone(nn.Module):
         if self.is_vit and tuple(img.shape[-2:]) != self.input_size:
             raise ValueError(f"backbone {self.name!r} was built for input size (H, W) = {self.input_size}, "
                              f"got {tuple(img.shape[-2:])}; set model.input_size to the crop size")
+        if self.has_input_affine:
+            img = img * self.input_scale + self.input_shift
         if self.flatten is not None:
             return self._flattened(img)
-        if not self.spatial:
-            return self.model(img)
-        features = self.model.forward_features(img)
-        if not self.is_vit:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            features = self.model(img) if not self.spatial else self.model.forward_features(img)
+        if not self.spatial or not self.is_vit:
             return features
         tokens = features[:, self.model.num_prefix_tokens:]
         grid_h, grid_w = self.model.patch_embed.grid_size
@@ -75,7 +97,8 @@ class Backbone(nn.Module):
         """Flattened coarse grid; with a heatmap head also its soft-argmax coordinates (appended to the vector)
         and the heatmap logits: ``(features (B, feature_dim), logits (B, K, h, w))``."""
         stages = [self.flatten.stage] if self.keypoints is None else [self.keypoints.fine_stage, self.flatten.stage]
-        maps = self.model.forward_intermediates(img, indices=stages, intermediates_only=True)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            maps = self.model.forward_intermediates(img, indices=stages, intermediates_only=True)
         features = self.flatten(maps[-1])
         if self.keypoints is None:
             return features
@@ -87,7 +110,8 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
                    input_size: Sequence[int] = (256, 192), spatial: bool = False,
                    checkpoint_prefix: Optional[str] = None, pooling: str = "avg", flatten_stride: int = 16,
                    flatten_channels: int = 32, heatmap_keypoints: int = 0,
-                   heatmap_stride: int = 8) -> Tuple[Backbone, int]:
+                   heatmap_stride: int = 8, pretrained: bool = False,
+                   freeze: bool = False) -> Tuple[Backbone, int]:
     """Build a backbone by name and return ``(module, feature_dim)``.
 
     ``name``: one of :data:`KNOWN_BACKBONES` or any timm model name. ``input_size``: crop (H, W); ViTs are
@@ -98,14 +122,30 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     or ``"flatten"``: the feature map at ``flatten_stride`` reduced to ``flatten_channels`` by a 1×1
     convolution and flattened (:class:`FlattenGrid`); ignored when ``spatial``. ``heatmap_keypoints`` > 0
     (flatten pooling only) adds a heatmap head for that many 2D keypoints at ``heatmap_stride``; the returned
-    ``feature_dim`` then includes their 2K coordinates.
+    ``feature_dim`` then includes their 2K coordinates. ``pretrained``: load the built-in offline weights of
+    ``name`` (:data:`hmr.models.pretrained.PRETRAINED_BACKBONES`). ``freeze``: keep the encoder's weights and
+    batch-norm statistics fixed (only what sits on top trains).
     """
     input_size = _as_size(input_size)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    model, is_vit = _create_timm_model(name, input_size)
+    if pretrained and checkpoint is not None:
+        raise ValueError("give either pretrained=True (built-in weights) or a checkpoint file, not both")
+    if pretrained and not is_offline_backbone(name):
+        raise ValueError(f"backbone {name!r} has no built-in offline weights; those that do: "
+                         f"{', '.join(PRETRAINED_BACKBONES)} (or pass a local checkpoint file)")
+    affine = None
+    if is_offline_backbone(name):
+        model, affine = create_offline_backbone(name, pretrained)
+        is_vit = False
+    else:
+        model, is_vit = _create_timm_model(name, input_size)
     if checkpoint is not None:
         load_backbone_checkpoint(model, checkpoint, prefix=checkpoint_prefix)
+    if freeze and not (pretrained or checkpoint is not None):
+        raise ValueError(f"freezing backbone {name!r} without pretrained weights would train nothing in it; "
+                         "set model.pretrained")
+    built = dict(input_affine=affine, frozen=freeze)
     if heatmap_keypoints and (pooling != "flatten" or spatial):
         raise ValueError("keypoint heatmaps need model.pooling=flatten and the cliff head")
     if pooling == "flatten" and not spatial:
@@ -123,13 +163,13 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
                     flatten_stride, flat.out_dim, f" + {heatmap_keypoints} heatmap keypoints" if heatmaps else "",
                     sum(p.numel() for p in model.parameters()) / 1e6)
         return Backbone(model, name, feature_dim, False, input_size, is_vit, flatten=flat,
-                        keypoints=heatmaps), feature_dim
+                        keypoints=heatmaps, **built), feature_dim
     # Pooled features can be wider than the feature map when a model has a pre-logits head (MobileNetV3:
     # 576-channel map, 1024-d pooled vector); timm calls that width head_hidden_size.
     feature_dim = int(model.num_features if spatial else getattr(model, "head_hidden_size", None) or model.num_features)
     logger.info("backbone %s: %d features, %.1fM parameters", name, feature_dim,
                 sum(p.numel() for p in model.parameters()) / 1e6)
-    return Backbone(model, name, feature_dim, spatial, input_size, is_vit), feature_dim
+    return Backbone(model, name, feature_dim, spatial, input_size, is_vit, **built), feature_dim
 
 
 class FlattenGrid(nn.Module):

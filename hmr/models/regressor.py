@@ -10,6 +10,7 @@ from torch import nn
 
 from hmr.models.backbone import build_backbone
 from hmr.models.cliff_head import CliffHead
+from hmr.models.pretrained import check_builtin_weights, resolve_pretrained
 from hmr.models.transformer_head import TransformerHead
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ DEFAULT_INIT_CAM = (0.9, 0.0, 0.0)
 DEFAULT_MODEL_CONFIG: Dict[str, Any] = {
     "backbone": "resnet50",
     "backbone_checkpoint": None,
+    "pretrained": False,
+    "freeze_backbone": False,
     "checkpoint_prefix": None,
     "input_size": [256, 192],
     "pooling": "avg",
@@ -111,7 +114,11 @@ def build_regressor(model_cfg: Mapping[str, Any], num_joints: int, rep_dim: int,
     spatial = cfg["head"] == "transformer"
     if cfg["heatmaps"]["enabled"] and num_keypoints <= 0:
         raise ValueError("model.heatmaps.enabled needs the number of 2D keypoints (num_keypoints > 0)")
-    backbone, feature_dim = build_backbone(cfg["backbone"], cfg["backbone_checkpoint"], cfg["input_size"],
+    builtin, checkpoint = resolve_pretrained(cfg["pretrained"], cfg["backbone_checkpoint"])
+    if builtin:
+        check_builtin_weights(cfg["backbone"])
+    backbone, feature_dim = build_backbone(cfg["backbone"], checkpoint, cfg["input_size"],
+                                           pretrained=builtin, freeze=bool(cfg["freeze_backbone"]),
                                            spatial=spatial, checkpoint_prefix=cfg["checkpoint_prefix"],
                                            pooling=cfg["pooling"], flatten_stride=int(cfg["flatten"]["stride"]),
                                            flatten_channels=int(cfg["flatten"]["channels"]),

