@@ -146,3 +146,34 @@ def test_all_zero_posedirs_skip_the_pose_corrective_product(tmp_path):
     (tmp_path / "m.pkl").write_bytes(_dumps_official(d))
     model = hb.load(tmp_path / "m.pkl", dtype=torch.float64)
     assert not model.has_pose_correctives and model.posedirs is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_official_file_names_the_path(tmp_path, damage):
+    good = _dumps_official(_official_layout("body"))
+    raw = {"truncated": good[: len(good) // 2], "garbage": b"\x80\x02}q\x00Xgarbage" + bytes(range(40)),
+           "empty": b""}[damage]
+    path = tmp_path / "smpl" / "SMPL_NEUTRAL.pkl"
+    path.parent.mkdir()
+    path.write_bytes(raw)
+    with pytest.raises(ValueError) as err:
+        hb.load("smpl-neutral", model_dir=tmp_path)
+    msg = str(err.value)
+    assert str(path) in msg and "corrupt" in msg and "smpl.is.tue.mpg.de" in msg
+    assert isinstance(err.value, pickle.UnpicklingError)  # still an unpickling error for callers that catch that
+
+
+def test_corrupt_dataset_pickle_names_the_path(tmp_path):
+    from hmr.utils.safe_pickle import load_numpy_pickle
+
+    path = tmp_path / "seq.pkl"
+    path.write_bytes(pickle.dumps({"poses": np.zeros((2, 3))}, protocol=2)[:-7])
+    with pytest.raises(ValueError, match=str(path)):
+        load_numpy_pickle(path)
+
+
+def test_refused_global_in_a_file_names_the_path(tmp_path):
+    path = tmp_path / "m.pkl"
+    path.write_bytes(b"\x80\x02cbuiltins\neval\nq\x00.")
+    with pytest.raises(UnsafePickleError, match=str(path)):
+        hb.load(path)

@@ -94,9 +94,11 @@ def _smpl_keypoint_vertices() -> Dict[str, int]:
 
 
 def read_official_pickle(path: PathLike, name: str, num_betas: int = 10,
-                         eval_regressor_path: Optional[PathLike] = None) -> ModelData:
-    """Read an official SMPL (24 joints) or MANO (16 joints) pickle through the restricted unpickler."""
-    raw = load_model_pickle(path)
+                         eval_regressor_path: Optional[PathLike] = None, how_to_get: str = "") -> ModelData:
+    """Read an official SMPL (24 joints) or MANO (16 joints) pickle through the restricted unpickler.
+
+    ``how_to_get`` ends the error message when the file is truncated or corrupt."""
+    raw = load_model_pickle(path, hint=f"download it again: {how_to_get}") if how_to_get else load_model_pickle(path)
     missing = [k for k in ("v_template", "shapedirs", "J_regressor", "weights", "kintree_table", "f") if k not in raw]
     if missing:
         raise ValueError(f"{path}: not an SMPL/MANO model file (missing keys {missing})")

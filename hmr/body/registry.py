@@ -81,7 +81,8 @@ def load_data(name_or_path: PathLike, model_dir: Optional[PathLike] = None, num_
     if path.suffix == ".npz":
         return read_open_npz(path, name, num_betas)
     eval_regressor = path.parent / Path(H36M_REGRESSOR_FILE).name
-    return read_official_pickle(path, name, num_betas, eval_regressor_path=eval_regressor)
+    how = _HOW_TO_GET[name.split("-")[0]].format(path=path) if name in OFFICIAL_FILES else ""
+    return read_official_pickle(path, name, num_betas, eval_regressor_path=eval_regressor, how_to_get=how)
 
 
 def load(name_or_path: PathLike, model_dir: Optional[PathLike] = None, num_betas: int = 10,

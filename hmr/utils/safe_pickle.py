@@ -7,7 +7,8 @@ The official model files are Python-2 pickles of a dict holding numpy arrays, ``
 keeps the array in ``x``) and ``scipy.sparse`` matrices. A pickle can name any importable callable, so this
 unpickler resolves only an allow-list: numpy's array/dtype reconstructors, ``copyreg._reconstructor``, plain containers
 (``object``, ``set``, ``list``, ...), and *inert stand-ins* for chumpy and scipy.sparse classes that only store their pickled state.
-Anything else (``os.system``, ``builtins.eval``, ...) raises :class:`UnsafePickleError`.
+Anything else (``os.system``, ``builtins.eval``, ...) raises :class:`UnsafePickleError`; a truncated or corrupt file
+raises :class:`PickleReadError`. Both name the file.
 """
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ except ImportError:  # pragma: no cover - numpy < 2
 
 class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asks for a global that is not on the allow-list."""
+
+
+class PickleReadError(pickle.UnpicklingError, ValueError):
+    """A pickle file is truncated or corrupt (the message names the file and what to do)."""
+
+
+# What a damaged pickle stream raises inside the (restricted) unpickler.
+_DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            UnicodeDecodeError, OverflowError, MemoryError)
 
 
 class PickledState:
@@ -114,23 +124,41 @@ def to_numpy(value: Any, key: str = "?") -> Any:
     raise ValueError(f"entry {key!r} has an unsupported pickled type {value.source}")
 
 
+def _unpickle(raw: bytes, label: str, hint: str, **kwargs: Any) -> Any:
+    """Run the restricted unpickler; errors name ``label`` (the file) and say what to do (``hint``)."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), **kwargs).load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{label}: {exc}") from None
+    except _DAMAGED as exc:
+        raise PickleReadError(f"{label}: not a readable pickle, the file is truncated or corrupt "
+                              f"({type(exc).__name__}: {exc}); {hint}") from exc
+
+
 def load_numpy_pickle(path: Union[str, os.PathLike], encoding: str = "latin1") -> Any:
     """Load a dataset pickle of dicts/lists/strings/NumPy arrays safely (``latin1`` for Python-2 files)."""
     with open(path, "rb") as handle:
         raw = handle.read()
-    return RestrictedUnpickler(io.BytesIO(raw), stand_ins=False, encoding=encoding).load()
+    return _unpickle(raw, str(path), "download or extract it again", stand_ins=False, encoding=encoding)
 
 
-def load_model_pickle(path_or_bytes: Union[str, os.PathLike, bytes]) -> Dict[str, Any]:
-    """Load an official SMPL/MANO pickle into a dict of plain numpy arrays (and strings/scalars)."""
+def load_model_pickle(path_or_bytes: Union[str, os.PathLike, bytes],
+                      hint: str = "replace it with a fresh copy of the official file "
+                                  "(body_models/README.md says where to get it)") -> Dict[str, Any]:
+    """Load an official SMPL/MANO pickle into a dict of plain numpy arrays (and strings/scalars).
+
+    ``hint`` ends the error message of a truncated or corrupt file (how to get a good copy)."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
-        raw = bytes(path_or_bytes)
+        raw, label = bytes(path_or_bytes), "body-model pickle (bytes)"
     else:
         with open(path_or_bytes, "rb") as handle:
             raw = handle.read()
-    obj = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1",
-                              expected="numpy arrays, chumpy arrays and scipy sparse matrices (official "
-                                       "SMPL/MANO files)").load()
+        label = str(path_or_bytes)
+    obj = _unpickle(raw, label, hint, encoding="latin1",
+                    expected="numpy arrays, chumpy arrays and scipy sparse matrices (official SMPL/MANO files)")
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a dict in the body-model pickle, got {type(obj).__name__}")
-    return {str(k): to_numpy(v, str(k)) for k, v in obj.items()}
+        raise ValueError(f"{label}: expected a dict in the body-model pickle, got {type(obj).__name__}")
+    try:
+        return {str(k): to_numpy(v, str(k)) for k, v in obj.items()}
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise PickleReadError(f"{label}: {exc}; {hint}") from exc
