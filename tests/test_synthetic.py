@@ -243,3 +243,18 @@ def test_cli_reports_bad_configuration(tmp_path):
     proc = _run_cli("--root", str(tmp_path), "--kind", "body", "body.colour=3")
     assert proc.returncode == 2
     assert "unknown body settings" in proc.stderr
+
+
+def test_mirrored_left_hands_keep_the_principal_point_at_the_image_centre(mano):
+    right, left = mano
+    options = SceneOptions(image_sizes=((96, 128),), fov_deg=(30, 60), fill=(0.4, 0.9), occlusion_share=0.0,
+                           truncation_share=0.0, left_share=1.0, blur_share=0.0)
+    samples = HandSampler(right, left, options).generate(np.random.default_rng(2), 4)
+    renderer = Renderer(128, 96, "torch")
+    for s in samples:
+        a = s.annotation
+        assert a["is_left"]
+        assert a["K"][0, 2] == 128 / 2 and a["K"][1, 2] == 96 / 2  # the camera model's w/2, h/2
+        # the stored (mirrored) image is what the stored mesh looks like through the stored K, to the pixel
+        again = renderer.render(a["verts"], right.faces.numpy(), a["K"])
+        assert _iou(again.mask, s.person_mask) > 0.995

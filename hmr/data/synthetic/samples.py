@@ -189,9 +189,9 @@ class BodySampler(_SamplerBase):
 
 class HandSampler(_SamplerBase):
     """Random right and left hands. Every stored sample is a RIGHT hand (FreiHAND's convention): a left hand is
-    posed with the left model, rendered, and then stored mirrored (image flipped left-right, geometry x -> -x,
-    K's principal point mirrored, MANO parameters of the right model that produce the mirrored mesh);
-    ``is_left`` records which samples were left hands."""
+    posed with the left model, rendered with the principal point that the left-right image flip takes to the image
+    centre, and stored mirrored (image flipped, geometry x -> -x, K with cx = w/2 as for every sample, MANO
+    parameters of the right model that produce the mirrored mesh); ``is_left`` records which samples were left."""
 
     def __init__(self, right: "torch.nn.Module", left: Optional["torch.nn.Module"],  # noqa: F821
                  options: SceneOptions) -> None:
@@ -238,17 +238,21 @@ class HandSampler(_SamplerBase):
         samples = []
         for i in range(count):
             h, w, fov, K = self._camera(rng)
-            framing = scene.frame_mesh(verts0[i], K, w, h, float(rng.uniform(*opt.fill)), rng,
+            # Reversing the columns maps pixel u to (w - 1) - u (integer pixel centres): a left hand is rendered
+            # with the principal point that this flip takes to K's (w/2), so the stored image has the stored K.
+            K_render = K
+            if is_left[i]:
+                K_render = K.copy()
+                K_render[0, 2] = (w - 1) - K[0, 2]
+            framing = scene.frame_mesh(verts0[i], K_render, w, h, float(rng.uniform(*opt.fill)), rng,
                                        truncate=bool(rng.random() < opt.truncation_share))
             posed = verts0[i] + framing.transl
             faces = self.faces_left if is_left[i] else self.faces_right
             subject = Mesh(posed.astype(np.float32), faces, appearance.hand_colors(rng, len(posed)),
                            specular=float(rng.uniform(0, 0.3)))
-            image, mask, occluders = self._compose(rng, subject, K, h, w)
-            if is_left[i]:  # store as a right hand: mirror image and geometry
+            image, mask, occluders = self._compose(rng, subject, K_render, h, w)
+            if is_left[i]:  # store as a right hand: mirror image and geometry (K is already the mirrored camera)
                 image, mask = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])
-                K = K.copy()
-                K[0, 2] = (w - 1) - K[0, 2]
                 posed = posed @ MIRROR_X
             # translation that puts the right model (rot_right, betas) onto the stored mesh (exact for mirror-
             # consistent left/right models; the stored vertices are the rendered ones in any case)
