@@ -89,8 +89,9 @@ def test_missing_dataset_names_the_expected_layout(tmp_path):
     for name in ("synth_body", "freihand", "pw3d", "h36m_p2"):
         with pytest.raises(DatasetLayoutError, match="Expected layout"):
             build_dataset(name, "test", _cfg(tmp_path))
-    with pytest.raises(KeyError, match="unknown dataset"):
+    with pytest.raises(KeyError, match="unknown dataset") as err:
         build_dataset("nope", "train", _cfg(tmp_path))
+    assert str(err.value).startswith("unknown dataset 'nope'")  # no stray quotes around the message
     with pytest.raises(ValueError, match="data.sets.spin_npz.npz"):
         build_dataset("spin_npz", "train", _cfg(tmp_path))
     with pytest.raises(ValueError, match="split"):
@@ -166,15 +167,35 @@ def test_freihand_training_and_evaluation(tmp_path):
     np.testing.assert_allclose(item["pose"], Rotation.from_rotvec(aa).as_matrix(), atol=1e-5)
     np.testing.assert_allclose(item["betas"], train["mano"][1, 0, 48:58], atol=1e-6)
     assert item["has_vertices"] == 0 and item["focal"] == pytest.approx(200.0)   # training verts not loaded
-    test = build_dataset("freihand", "test", _cfg(tmp_path))
+    test = build_dataset("freihand", "test", _cfg(tmp_path, sets={"freihand": {"hands_mean": "mean.npy"}}))
     t_item = test[0]
     assert len(test) == 2 and t_item["has_vertices"] == 1 and t_item["img"].shape == (3, 32, 24)
     np.testing.assert_allclose(t_item["vertices"], evaluation["verts"][0] - evaluation["xyz"][0][0], atol=1e-6)
     # hands are never flipped, even when the config asks for it
     flip_cfg = _cfg(tmp_path, augment={"flip_prob": 1.0, "rot_prob": 0.0, "scale_factor": 0.0})
+    flip_cfg["data"]["sets"] = cfg["data"]["sets"]
     aug_item = build_dataset("freihand", "train", flip_cfg)[0]
-    np.testing.assert_allclose(aug_item["keypoints_2d"], build_dataset("freihand", "train", _cfg(tmp_path),
+    np.testing.assert_allclose(aug_item["keypoints_2d"], build_dataset("freihand", "train", cfg,
                                                                        augment=False)[0]["keypoints_2d"], atol=1e-4)
+
+
+def test_freihand_poses_need_an_explicit_hands_mean_choice(tmp_path):
+    train = write_freihand(tmp_path / "FreiHAND", versions=1)
+    with pytest.raises(ValueError) as err:  # relative poses without hands_mean would train the wrong rotations
+        build_dataset("freihand", "train", _cfg(tmp_path))
+    msg = str(err.value)
+    assert "training_mano.json" in msg and "data.sets.freihand.hands_mean" in msg and "flat" in msg
+    flat = build_dataset("freihand", "train", _cfg(tmp_path, sets={"freihand": {"hands_mean": "flat"}}),
+                         augment=False)
+    aa = train["mano"][0, 0, :48].reshape(16, 3)
+    np.testing.assert_allclose(flat[0]["pose"], Rotation.from_rotvec(aa).as_matrix(), atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="MANO_RIGHT.pkl"):  # the official model's mean, when present
+        build_dataset("freihand", "train", _cfg(tmp_path, sets={"freihand": {"hands_mean": "mano-right"}}))
+    with pytest.raises(ValueError, match="45"):
+        build_dataset("freihand", "train", _cfg(tmp_path, sets={"freihand": {"hands_mean": [0.0, 1.0]}}))
+    write_freihand(tmp_path / "keypoints_only", versions=1, mano=False)  # no poses: nothing to choose
+    spec = {"type": "freihand", "root": "keypoints_only"}
+    assert build_dataset("kp", "train", _cfg(tmp_path, sets={"kp": spec}))[0]["has_pose"] == 0
 
 
 def test_freihand_inconsistent_files(tmp_path):
@@ -264,7 +285,8 @@ def test_mixed_dataset_ratios_epochs_and_distributed_sampler(tmp_path):
     assert mixed[7]["source"] == 1
     with pytest.raises(ValueError, match="kinds"):
         write_freihand(tmp_path / "FreiHAND", n=1, versions=4)
-        MixedDataset([mixed.datasets[0], build_dataset("freihand", "train", _cfg(tmp_path))], [1, 1])
+        hands = build_dataset("freihand", "train", _cfg(tmp_path, sets={"freihand": {"hands_mean": "flat"}}))
+        MixedDataset([mixed.datasets[0], hands], [1, 1])
     with pytest.raises(ValueError, match="ratios"):
         MixedDataset([mixed.datasets[0]], [1, 2])
     with pytest.raises(ValueError, match="data.train"):

@@ -3,8 +3,9 @@
 
 Keypoints are the 21 FreiHAND joints (wrist, thumb…pinky base→tip); 3D joints and vertices are centred on
 the wrist here. ``_mano.json`` rows hold [0:48] axis-angle relative to MANO's ``hands_mean``
-(flat_hand_mean=False), [48:58] betas: pass ``hands_mean`` (45,) to get absolute joint rotations; without
-it ``pose`` holds the file's relative rotations (the item's meaning is logged once). The project's synthetic
+(flat_hand_mean=False), [48:58] betas: ``hands_mean`` (45,) must be given whenever poses are read from it (zeros
+when the file's poses are absolute); without it the reader refuses the set rather than train on relative
+rotations (``data.sets.<name>.hands_mean``, see :mod:`hmr.data.registry`). The project's synthetic
 hand sets add ``<prefix>_extra.npz`` with ``rotmat`` (N, 16, 3, 3) absolute camera-frame rotations, used as
 ``pose`` when present, and a ``validation_*`` prefix for their val split (FreiHAND itself has none: val reads
 ``evaluation_*`` there).
@@ -89,10 +90,16 @@ class FreiHANDDataset(ImageDataset):
             versions = tuple(v for v in range(4) if (self.image_dir / f"{n * v:08d}.jpg").is_file()) or (0,)
         self.versions = tuple(int(v) for v in versions)
         if hands_mean is not None:
-            hands_mean = np.asarray(hands_mean, dtype=np.float64).reshape(45)
-        else:
-            logger.info("%s: no hands_mean given; 'pose' holds the file's rotations relative to MANO's "
-                        "hands_mean (flat_hand_mean=False)", name)
+            hands_mean = np.asarray(hands_mean, dtype=np.float64).reshape(-1)
+            if hands_mean.shape != (45,):
+                raise ValueError(f"{name}: hands_mean must hold 45 numbers (15 joints x axis-angle), got "
+                                 f"{hands_mean.size}")
+        elif self.mano is not None and self.rotmat is None:
+            raise ValueError(
+                f"{name}: {mano_path} stores MANO poses relative to MANO's hands_mean (FreiHAND's "
+                f"flat_hand_mean=False); say how to read them: data.sets.{name}.hands_mean = mano-right (the mean of "
+                f"body_models/mano/MANO_RIGHT.pkl), a .npy file / list with those 45 numbers, or 'flat' if this "
+                "set's poses are already absolute")
         self.hands_mean = hands_mean
         self.bbox_expand = bbox_expand
         self.num_annotations = n

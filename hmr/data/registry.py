@@ -12,8 +12,10 @@ Paths come from one data root (``data.root``, default ``data``). Built-in names 
 
 ``data.sets.<name>`` (a mapping) overrides or defines a set: ``type`` (spin_npz | freihand | pw3d), paths
 (``npz`` may contain ``{split}``; ``npz`` may be a mapping split → path; ``images``, ``root``), and reader
-options (``crop_size``, ``on_bad_image``, FreiHAND ``versions``/``load_vertices``/``hands_mean`` (.npy path or
-list of 45)/``bbox_expand``, 3DPW ``bbox_expand``/``use_intrinsics``). Relative paths are under ``data.root``.
+options (``crop_size``, ``on_bad_image``, FreiHAND ``versions``/``load_vertices``/``hands_mean``/``bbox_expand``,
+3DPW ``bbox_expand``/``use_intrinsics``). FreiHAND-layout sets whose poses come from ``*_mano.json`` must say how
+to read them: ``hands_mean`` = ``mano-right`` (the official MANO file's mean), a .npy path or a list of 45 numbers
+(the poses are relative to it, FreiHAND's convention), or ``flat`` (the poses are absolute; ``synth_hand``'s default). Relative paths are under ``data.root``.
 Other keys read here: ``data.crop_size`` [H, W], ``data.augment`` (see :class:`hmr.data.augment.AugmentConfig`),
 ``data.train`` (list of names, or mapping name → ratio), ``data.ratios``, ``data.epoch_length``, ``data.seed``.
 """
@@ -46,11 +48,18 @@ BUILTIN_SETS: Dict[str, Dict[str, Any]] = {
                         "test": "h36m/h36m_valid_protocol2.npz"}},
     "freihand": {"type": "freihand", "root": "FreiHAND"},
     "synth_body": {"type": "spin_npz", "npz": "synth_body/{split}.npz", "images": "synth_body"},
-    "synth_hand": {"type": "freihand", "root": "synth_hand"},
+    "synth_hand": {"type": "freihand", "root": "synth_hand", "hands_mean": "flat"},  # relative to the open mean (0)
     "spin_npz": {"type": "spin_npz"},
 }
 for _name in ("coco", "mpii", "lspet", "mpi_inf_3dhp"):
     BUILTIN_SETS[_name] = {"type": "spin_npz", "npz": f"{_name}/{{split}}.npz", "images": _name}
+
+
+class UnknownDatasetError(KeyError):
+    """A dataset name that is neither built in nor defined under ``data.sets`` (prints without KeyError's quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _get(cfg: Optional[Mapping[str, Any]], dotted: str, default: Any = None) -> Any:
@@ -79,7 +88,8 @@ def dataset_spec(name: str, cfg: Optional[Mapping[str, Any]] = None) -> Dict[str
             raise ValueError(f"data.sets.{name} must be a mapping, got {type(user).__name__}")
         spec.update({k: copy.deepcopy(v) for k, v in dict(user).items()})
     if not spec:
-        raise KeyError(f"unknown dataset {name!r}; built-in: {dataset_names()}; or define data.sets.{name}")
+        raise UnknownDatasetError(f"unknown dataset {name!r}; built-in: {dataset_names()}; "
+                                  f"or define data.sets.{name}")
     if spec.get("type") not in _KIND:
         raise ValueError(f"dataset {name!r}: type must be one of {sorted(_KIND)}, got {spec.get('type')!r}")
     return spec
@@ -121,15 +131,30 @@ def build_dataset(name: str, split: str, cfg: Optional[Mapping[str, Any]] = None
                              f"data.sets.{name}.images (image root)")
         return SpinNpzDataset(name, _resolve(root, npz, split), _resolve(root, spec["images"], split), options)
     if spec["type"] == "freihand":
-        hands_mean = spec.get("hands_mean")
-        if isinstance(hands_mean, (str, Path)):
-            hands_mean = np.load(_resolve(root, hands_mean, split))
+        hands_mean = _hands_mean(spec.get("hands_mean"), root, split)
         return FreiHANDDataset(name, _resolve(root, spec["root"], split), split, options,
                                versions=spec.get("versions"), load_vertices=spec.get("load_vertices"),
                                hands_mean=hands_mean, bbox_expand=float(spec.get("bbox_expand", 1.5)))
     return PW3DDataset(name, _resolve(root, spec["root"], split), split, options,
                        bbox_expand=float(spec.get("bbox_expand", 1.2)),
                        use_intrinsics=bool(spec.get("use_intrinsics", False)))
+
+
+def _hands_mean(value: Any, root: Path, split: str) -> Optional[np.ndarray]:
+    """FreiHAND ``hands_mean`` setting -> (45,) array: ``flat`` (zeros: the poses are absolute), an official MANO
+    model name (its ``hands_mean``, e.g. ``mano-right``), a .npy path or a list of 45 numbers; None when unset."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value == "flat":
+        return np.zeros(45)
+    if isinstance(value, str) and value.startswith("mano-"):
+        from hmr.body.registry import load_data
+
+        mean = load_data(value).hand_pose_mean
+        return np.zeros(45) if mean is None else mean.reshape(-1)
+    if isinstance(value, (str, Path)):
+        value = np.load(_resolve(root, value, split), allow_pickle=False)
+    return np.asarray(value, dtype=np.float64)
 
 
 def build_mixed_dataset(cfg: Mapping[str, Any], split: str = "train",
