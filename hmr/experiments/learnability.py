@@ -36,6 +36,9 @@ class ProbeSettings:
     eval_every: int = 200
     keypoint_weight: float = 5.0
     seed: int = 0
+    pretrained: int = 0      # 1: the backbone's built-in offline weights (hmr.models.pretrained)
+    freeze: int = 0          # 1: keep those weights fixed (only the read-out trains)
+    pooling: str = "avg"     # avg | flatten (see hmr.models.backbone)
 
 
 def load_targets(dataset, count: int) -> Tuple[Tensor, Tensor, int]:
@@ -76,7 +79,9 @@ def run_probe(cfg: Mapping[str, Any], settings: ProbeSettings) -> Dict[str, Any]
     test_x, test_y, _ = load_targets(build_dataset(settings.dataset, "test", cfg, augment=False),
                                      settings.test_samples)
     mean = train_y.mean(0)
-    backbone, feature_dim = build_backbone(settings.backbone, None, tuple(train_x.shape[-2:]), spatial=False)
+    backbone, feature_dim = build_backbone(settings.backbone, None, tuple(train_x.shape[-2:]), spatial=False,
+                                           pretrained=bool(settings.pretrained), freeze=bool(settings.freeze),
+                                           pooling=settings.pooling)
     head = nn.Linear(feature_dim, train_y.shape[1])
     nn.init.zeros_(head.weight)
     head.bias.data.copy_(mean)
