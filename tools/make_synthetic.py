@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from hmr.config import ConfigError, load_config  # noqa: E402
 from hmr.data.synthetic import SetSpec, generate_set  # noqa: E402
+from hmr.utils.file_errors import describe_os_error  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,7 +62,11 @@ def main(argv=None) -> int:
         try:
             summary = generate_set(spec, root=root, workers=workers, overwrite=args.overwrite,
                                    progress=not args.no_progress, contact_sheet=not args.no_contact_sheet)
-        except (FileNotFoundError, ValueError) as err:
+        except OSError as err:
+            print(f"error: {spec.kind} set {spec.name!r}: {describe_os_error(err, Path(root) / spec.name)}",
+                  file=sys.stderr)
+            return 1
+        except ValueError as err:
             print(f"error: {spec.kind} set {spec.name!r}: {err}", file=sys.stderr)
             return 1
         t = summary["time"]

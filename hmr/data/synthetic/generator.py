@@ -184,6 +184,24 @@ def _run_shard_star(args: Tuple[SetSpec, Path, ShardTask]) -> Tuple[ShardTask, f
 
 
 # ---------------------------------------------------------------------------------------------- driver
+def _flatten(settings: Any, prefix: str = "") -> Dict[str, Any]:
+    """``{"a.b": value}`` for nested mappings (lists are leaves)."""
+    if not isinstance(settings, Mapping):
+        return {prefix: settings}
+    out: Dict[str, Any] = {}
+    for key, value in settings.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def settings_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
+    """``"key: <old> in the folder, <new> now"`` for every setting that differs (dotted keys, sorted)."""
+    a, b = _flatten(old), _flatten(new)
+    missing = "(not set)"
+    return [f"{key}: {a.get(key, missing)} in the folder, {b.get(key, missing)} now"
+            for key in sorted(set(a) | set(b)) if a.get(key, missing) != b.get(key, missing)]
+
+
 def _check_manifest(set_dir: Path, spec: SetSpec, overwrite: bool) -> None:
     manifest = set_dir / "manifest.json"
     if overwrite and set_dir.exists():
@@ -192,10 +210,16 @@ def _check_manifest(set_dir: Path, spec: SetSpec, overwrite: bool) -> None:
     if manifest.exists():
         import json
 
-        old = json.loads(manifest.read_text())
-        if old != spec.to_dict():
-            raise ValueError(f"{set_dir} holds a set made with different settings (see {manifest}); use another "
-                             "name or overwrite it")
+        try:
+            old = json.loads(manifest.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{manifest} is not valid JSON ({exc}); delete {set_dir} or rerun with --overwrite "
+                             "to start over") from exc
+        changes = settings_differences(old, spec.to_dict())
+        if changes:
+            raise ValueError(f"{set_dir} holds a set made with different settings ({'; '.join(changes)}). To start over, "
+                             f"rerun with --overwrite (deletes that folder first); or give the new set another name "
+                             f"({spec.kind}.name=...); or go back to the settings in {manifest}")
     else:
         write_json(manifest, spec.to_dict())
 

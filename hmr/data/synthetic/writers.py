@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from hmr.data.synthetic.samples import Sample
+from hmr.utils.file_errors import naming_path
 from hmr.utils.io import atomic_open, save_npz
 
 SPLITS = ("train", "val", "test")
@@ -91,12 +92,14 @@ class SetWriter:
             raise ValueError("a shard needs at least one sample")
         for offset, sample in enumerate(samples):
             path = self.image_path(split, start + offset)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_jpeg(path, sample.image, self.jpeg_quality)
+            with naming_path(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_jpeg(path, sample.image, self.jpeg_quality)
         arrays = _stack(samples, self.keys)
         arrays["index"] = np.arange(start, start + len(samples))
         path = self.shard_path(split, shard)
-        save_npz(path, **arrays)
+        with naming_path(path):
+            save_npz(path, **arrays)
         return path
 
     def read_shards(self, split: str, num_shards: int) -> Dict[str, np.ndarray]:
@@ -132,12 +135,13 @@ class BodySetWriter(SetWriter):
             out[key] = data[key]
         out["gender"] = out["gender"].astype("<U1")
         path = self.set_dir / f"{split}.npz"
-        save_npz(path, **out)
+        with naming_path(path):
+            save_npz(path, **out)
         return [path]
 
 
 def _write_json_compact(path: Path, array: np.ndarray, decimals: int = JSON_DECIMALS) -> None:
-    with atomic_open(path, "w") as handle:
+    with naming_path(path), atomic_open(path, "w") as handle:
         json.dump(np.round(np.asarray(array, np.float64), decimals).tolist(), handle, separators=(",", ":"))
 
 
@@ -160,9 +164,10 @@ class HandSetWriter(SetWriter):
             _write_json_compact(path, value)
             paths.append(path)
         side = Path(f"{prefix}_side.json")
-        with atomic_open(side, "w") as handle:
+        with naming_path(side), atomic_open(side, "w") as handle:
             json.dump(["left" if v else "right" for v in data["is_left"]], handle)
         extra = Path(f"{prefix}_extra.npz")
-        save_npz(extra, rotmat=data["rotmat"].astype(np.float32), transl=data["transl"],
-                 is_left=data["is_left"].astype(bool), img_size=data["img_size"])
+        with naming_path(extra):
+            save_npz(extra, rotmat=data["rotmat"].astype(np.float32), transl=data["transl"],
+                     is_left=data["is_left"].astype(bool), img_size=data["img_size"])
         return paths + [side, extra]
