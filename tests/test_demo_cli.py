@@ -135,7 +135,9 @@ def test_demo_errors(checkpoints, tmp_path, capsys, extra, message):
 
 def test_demo_missing_inputs(checkpoints, tmp_path, capsys):
     main = _main()
-    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--input", str(tmp_path), "--quiet"]) == 2
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), textured_image(32, 32))
+    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--input", str(image), "--quiet"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["--checkpoint", str(checkpoints["body"]), "--input", str(tmp_path / "nope.jpg"), "--quiet"]) == 2
     assert "input not found" in capsys.readouterr().err

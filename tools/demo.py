@@ -9,9 +9,12 @@
 Boxes: --bbox (repeatable), else --detections (COCO-style boxes or body/hand keypoints per image), else
 --detector (auto: OpenCV HOG where available, else faces extended to people; none; a local ultralytics model
 file; module:function plug-in). A frame without a box is reported and the whole image is used (unless
---skip-undetected). Focal length: --focal, else EXIF, else sqrt(w^2 + h^2).
-Writes <out>/<name>/overlay.png and personNN.{obj,ply,npz} per image, overlay.mp4 and params.npz per video,
-and <out>/summary.json. Nothing is downloaded.
+--skip-undetected); boxes wholly outside the image are ignored. Focal length: --focal, else EXIF, else
+sqrt(w^2 + h^2); a value implausible for the image (field of view outside 1-170 degrees) skips the frame.
+Transparent pixels are composited on grey. Images smaller than 16 px on a side are skipped.
+Writes <out>/<name>/overlay.png (drawn at most 2048 px on the longer side) and personNN.{obj,ply,npz} per image,
+overlay.mp4 and params.npz per video, and <out>/summary.json. Nothing is downloaded.
+Exit status: 0 done, 1 nothing could be processed or an output could not be written, 2 bad options/inputs.
 """
 import argparse
 import sys
@@ -22,8 +25,9 @@ from hmr.demo import DemoModel, DemoOptions, parse_bbox, run_demo
 from hmr.demo.detection_file import DetectionFileError
 from hmr.demo.detectors import DetectorError
 from hmr.demo.inputs import DemoInputError
-from hmr.demo.runner import DemoError
+from hmr.demo.runner import DemoError, check_demo_inputs
 from hmr.engine.checkpoint import CheckpointError
+from hmr.utils.file_errors import describe_os_error
 from hmr.utils.logging import setup_logging
 
 
@@ -91,25 +95,36 @@ def main(argv=None) -> int:
             fallback_whole_image=not args.skip_undetected, meshes=not args.no_meshes,
             video_meshes=args.video_meshes, frame_stride=args.frame_stride, max_frames=args.max_frames,
             progress=not args.quiet)
+        check_demo_inputs(Path(args.input), options)  # before the (slow) checkpoint load
         model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation, refit=args.refit)
         report = run_demo(model, Path(args.input), options)
     except (CheckpointError, DemoError, DemoInputError, DetectionFileError, DetectorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc, Path(args.out))}", file=sys.stderr)
+        return 1
     print(f"checkpoint: {model.checkpoint} | body model {model.name} | representation "
           f"{model.representation_name} (inference mapping: {model.switches.inference}"
           f"{', betas + translation refitted to the training-time skeleton' if model.refit else ''})")
     people = sum(len(f.get("people", [])) for f in report.frames)
-    print(f"frames: {len(report.frames)} processed, {len(report.skipped)} unreadable, "
+    print(f"frames: {len(report.frames)} processed, {len(report.skipped)} skipped (unreadable or refused), "
           f"{len(report.no_detection)} without detection | people: {people}")
     for item in report.skipped[:10]:
-        print(f"  skipped {item['input']}: {item['error']}")
+        frame = f" frame {item['frame']}" if "frame" in item else ""
+        print(f"  skipped {item['input']}{frame}: {item['error']}")
     notes = [f"{frame['name']}: {frame['note']}" for frame in report.frames if "note" in frame]
+    notes += [f"{frame['name']}: {w}" for frame in report.frames for w in frame.get("warnings", [])]
     for note in notes[:10]:
         print(f"  {note}")
     if len(notes) > 10 or len(report.skipped) > 10:
         print(f"  ... see {report.summary_path} for every frame")
     print_written(report.written, Path(args.out))
+    if not report.frames:
+        plural = "input" if report.inputs == 1 else "inputs"
+        print(f"error: nothing was processed: every frame of the {report.inputs} {plural} was unreadable or "
+              f"refused (reasons above and in {report.summary_path})", file=sys.stderr)
+        return 1
     return 0
 
 

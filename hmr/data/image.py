@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Tuple, Union
 
 import cv2
 import numpy as np
@@ -22,3 +22,26 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     if image is None or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ImageReadError(f"cannot decode image (corrupt or unsupported format): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+ALPHA_BACKGROUND = 128  # neutral grey under transparent pixels
+
+
+def read_image_composited(path: Union[str, Path]) -> Tuple[np.ndarray, bool]:
+    """Like :func:`read_image`, but an image with an alpha channel is composited on a neutral grey
+    (``ALPHA_BACKGROUND``) instead of having its alpha dropped; returns (RGB uint8, whether any pixel was
+    transparent, i.e. whether compositing changed anything)."""
+    image = read_image(path)
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        return image, False
+    raw = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 3 or raw.shape[2] != 4 or raw.shape[:2] != image.shape[:2]:
+        return image, False
+    alpha = raw[..., 3:4]
+    if raw.dtype != np.uint8:  # 16-bit PNG/TIFF: alpha to 8 bits like the colour channels read_image returns
+        alpha = (alpha.astype(np.uint32) * 255 // np.iinfo(raw.dtype).max).astype(np.uint8)
+    if np.all(alpha == 255):
+        return image, False
+    weight = alpha.astype(np.uint16)
+    blended = (image.astype(np.uint16) * weight + ALPHA_BACKGROUND * (255 - weight) + 127) // 255
+    return blended.astype(np.uint8), True

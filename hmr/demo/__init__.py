@@ -1,7 +1,7 @@
 """hmr.demo: images, folders and videos → meshes, smplx-named parameters and overlays (``tools/demo.py``).
 
-Public API: :class:`DemoModel` (checkpoint → batched full-frame predictions), :func:`run_demo` with
-:class:`DemoOptions`, :func:`build_detector` / :func:`register_detector` (detector plug-ins),
+Public API: :class:`DemoModel` (checkpoint → batched full-frame predictions), :func:`check_demo_inputs` (what can
+fail before a checkpoint loads) and :func:`run_demo` with :class:`DemoOptions`, :func:`build_detector` / :func:`register_detector` (detector plug-ins),
 :class:`Detection`, :func:`resolve_focal`, :func:`synthetic_mask_iou` / :func:`mask_iou`.
 """
 from hmr.demo.boxes import Detection, center_scale, parse_bbox
@@ -10,10 +10,11 @@ from hmr.demo.focal import exif_focal, resolve_focal
 from hmr.demo.inputs import DemoInputError, discover, read_frames
 from hmr.demo.mask_iou import mask_iou, synthetic_mask_iou
 from hmr.demo.predictor import CropInput, DemoModel, PersonPrediction
-from hmr.demo.runner import DemoError, DemoOptions, DemoReport, run_demo
+from hmr.demo.runner import DemoError, DemoOptions, DemoReport, check_demo_inputs, run_demo
 
 __all__ = [
     "CropInput", "DemoError", "DemoInputError", "DemoModel", "DemoOptions", "DemoReport", "Detection",
-    "DetectorError", "PersonPrediction", "build_detector", "center_scale", "discover", "exif_focal", "mask_iou",
-    "parse_bbox", "read_frames", "register_detector", "resolve_focal", "run_demo", "synthetic_mask_iou",
+    "DetectorError", "PersonPrediction", "build_detector", "center_scale", "check_demo_inputs", "discover",
+    "exif_focal", "mask_iou", "parse_bbox", "read_frames", "register_detector", "resolve_focal", "run_demo",
+    "synthetic_mask_iou",
 ]

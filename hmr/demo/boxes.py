@@ -43,12 +43,22 @@ class Detection:
 
 def check_bbox(bbox: Sequence[float]) -> Tuple[float, float, float, float]:
     """``bbox`` as four finite floats with positive width and height, else ValueError naming the format."""
-    values = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    try:
+        values = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        values = np.full(1, np.nan)
     if values.shape != (4,) or not np.all(np.isfinite(values)):
-        raise ValueError(f"a box must be four finite numbers x, y, w, h (pixels), got {list(bbox)!r}")
+        shown = list(bbox) if isinstance(bbox, (list, tuple, np.ndarray)) else bbox
+        raise ValueError(f"a box must be four finite numbers x, y, w, h (pixels), got {shown!r}")
     if values[2] <= 0 or values[3] <= 0:
         raise ValueError(f"a box needs positive width and height (x, y, w, h), got {values.tolist()}")
     return tuple(float(v) for v in values)  # type: ignore[return-value]
+
+
+def overlaps_image(bbox: Sequence[float], height: int, width: int) -> bool:
+    """Whether the (x, y, w, h) box covers any part of a ``width`` x ``height`` image."""
+    x, y, w, h = check_bbox(bbox)
+    return x < width and y < height and x + w > 0 and y + h > 0
 
 
 def parse_bbox(text: str) -> Tuple[float, float, float, float]:

@@ -37,29 +37,44 @@ class DetectionFileError(ValueError):
     """The detections file is missing or not in an accepted layout."""
 
 
-def _keypoints(flat: Any) -> Optional[np.ndarray]:
-    arr = np.asarray(flat, dtype=np.float64).reshape(-1)
+def _keypoints(flat: Any, key: str) -> Optional[np.ndarray]:
+    try:
+        arr = np.asarray(flat, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a flat list of numbers x, y, confidence, ...; got {flat!r}") from None
     if arr.size == 0 or arr.size % 3:
         return None
     return arr.reshape(-1, 3)
 
 
+def _score(value: Any) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        score = float("nan")
+    if not np.isfinite(score):
+        raise ValueError(f"score must be a finite number, got {value!r}")
+    return score
+
+
 def entry_detections(entry: Any, kind: str, source: str) -> List[Detection]:
-    """Detections described by one entry (a dict or a bare [x, y, w, h] list) for ``kind`` body/hand."""
+    """Detections described by one entry (a dict or a bare [x, y, w, h] list) for ``kind`` body/hand.
+
+    Raises ValueError describing a bad value (the caller names the file and the image)."""
     if isinstance(entry, (list, tuple)):
-        return [Detection(entry[:4], float(entry[4]) if len(entry) > 4 else 1.0, source)]
+        return [Detection(entry[:4], _score(entry[4]) if len(entry) > 4 else 1.0, source)]
     if not isinstance(entry, dict):
-        raise DetectionFileError(f"{source}: a detection must be a dict or [x, y, w, h], got {entry!r}")
-    score = float(entry.get("score", 1.0))
+        raise ValueError(f"a detection must be a dict or [x, y, w, h], got {entry!r}")
+    score = _score(entry.get("score", 1.0))
     side = entry.get("side", entry.get("hand"))
     if kind == "body" or side is not None:
         if side is not None and side not in HAND_SIDES:
-            raise DetectionFileError(f"{source}: hand side must be 'left' or 'right', got {side!r}")
+            raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
         if "bbox" in entry:
             return [Detection(entry["bbox"], score, source, side=side)]
         keys = BODY_KEYPOINT_KEYS if kind == "body" else ("keypoints",)
         for key in keys:
-            kp = _keypoints(entry.get(key, []))
+            kp = _keypoints(entry.get(key, []), key)
             box = None if kp is None else box_from_keypoints(kp)
             if box is not None:
                 return [Detection(box, score, f"{source}:{key}", side=side)]
@@ -72,7 +87,7 @@ def entry_detections(entry: Any, kind: str, source: str) -> List[Detection]:
             found.append(Detection(entry[box_key], score, f"{source}:{box_key}", side=hand_side))
             continue
         for key in HAND_KEYPOINT_KEYS[hand_side]:
-            kp = _keypoints(entry.get(key, []))
+            kp = _keypoints(entry.get(key, []), key)
             box = None if kp is None else box_from_keypoints(kp)
             if box is not None:
                 found.append(Detection(box, score, f"{source}:{key}", side=hand_side))
@@ -93,8 +108,10 @@ def _key_variants(key: Any) -> Iterable[str]:
 class DetectionFile:
     """Per-image detections read from a file or an OpenPose output folder; :meth:`lookup` by frame."""
 
-    def __init__(self, path: Union[str, Path], kind: str) -> None:
+    def __init__(self, path: Union[str, Path], kind: str, image: Optional[str] = None) -> None:
         self.path, self.kind = Path(path), kind
+        # the image a single-image OpenPose file belongs to (named in error messages)
+        self.image_label = image or f"{self.path.stem} (single-image file)"
         self.folder: Optional[Path] = None
         self.single: Optional[List[Detection]] = None
         self.by_key: Dict[str, List[Detection]] = {}
@@ -113,31 +130,37 @@ class DetectionFile:
         for variant in set(_key_variants(key)):
             self.by_key.setdefault(variant, []).extend(detections)
 
+    def _detections(self, entries: Iterable[Any], image: Any) -> List[Detection]:
+        """Detections of ``entries`` for one image; a bad value is a DetectionFileError naming file and image."""
+        try:
+            return [d for entry in entries for d in entry_detections(entry, self.kind, self.path.name)]
+        except ValueError as exc:
+            raise DetectionFileError(f"{self.path}: detection for image {image!r}: {exc}") from None
+
     def _parse(self, data: Any) -> None:
-        src = self.path.name
         if isinstance(data, dict) and "people" in data:
-            self.single = [d for person in data["people"] for d in entry_detections(person, self.kind, src)]
+            self.single = self._detections(data["people"], self.image_label)
         elif isinstance(data, dict) and "annotations" in data:
             names = {img["id"]: img.get("file_name", img["id"]) for img in data.get("images", [])}
             for name in names.values():
                 self._add(name, [])
             for ann in data["annotations"]:
                 key = names.get(ann.get("image_id"), ann.get("image_id"))
-                self._add(key, entry_detections(ann, self.kind, src))
+                self._add(key, self._detections([ann], key))
         elif isinstance(data, list):
             for entry in data:
                 key = next((entry[k] for k in IMAGE_KEYS if isinstance(entry, dict) and k in entry), None)
                 if key is None:
                     raise DetectionFileError(f"{self.path}: each entry of a detection list must name its image "
                                              f"with one of {IMAGE_KEYS}; got {entry!r}")
-                self._add(key, entry_detections(entry, self.kind, src))
+                self._add(key, self._detections([entry], key))
         elif isinstance(data, dict):
             for key, entries in data.items():
                 if isinstance(entries, dict) and "people" in entries:
                     entries = entries["people"]
                 if not isinstance(entries, list):
                     raise DetectionFileError(f"{self.path}: value for image {key!r} must be a list of detections")
-                self._add(key, [d for e in entries for d in entry_detections(e, self.kind, src)])
+                self._add(key, self._detections(entries, key))
         else:
             raise DetectionFileError(f"{self.path}: not an accepted detections layout (see hmr.demo.detection_file)")
 
@@ -156,7 +179,7 @@ class DetectionFile:
             for name in (f"{frame.name}.json", f"{frame.name}_keypoints.json"):
                 candidate = self.folder / name
                 if candidate.is_file():
-                    return DetectionFile(candidate, self.kind).lookup(frame)
+                    return DetectionFile(candidate, self.kind, frame.name).lookup(frame)
             return None
         for key in self._frame_keys(frame):
             if key in self.by_key:

@@ -1,4 +1,5 @@
-"""Demo writers: meshes (.obj/.ply), smplx-named parameters (.npz), overlay PNGs and videos — all atomic.
+"""Demo writers: meshes (.obj/.ply), smplx-named parameters (.npz), overlay PNGs and videos — all atomic — and the
+bounded-size view an overlay is drawn on (:func:`overlay_view`).
 
 Parameter files follow smplx's names and shapes, so ``smplx.SMPL(...)(**{k: torch.tensor(f[k]) for k in
 ("global_orient", "body_pose", "betas", "transl")})`` reproduces the mesh with the same model (hands:
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -102,3 +103,22 @@ class VideoWriter:
             return True
         self.tmp.unlink(missing_ok=True)
         return False
+
+
+def overlay_view(image: np.ndarray, K: np.ndarray, max_side: int) -> Tuple[np.ndarray, np.ndarray, float]:
+    """(image, K, scale) to draw an overlay with: the image scaled down so its longer side is at most
+    ``max_side`` and the camera that goes with it (integer pixel centres: u' = (u + 0.5)·s − 0.5), or the
+    inputs unchanged (scale 1) when the image is small enough."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, K, 1.0
+    scale = max_side / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    sx, sy = new_w / w, new_h / h
+    K_small = np.array(K, dtype=np.float64)
+    K_small[0, :2] *= sx
+    K_small[1, 1] *= sy
+    K_small[0, 2] = (K_small[0, 2] + 0.5) * sx - 0.5
+    K_small[1, 2] = (K_small[1, 2] + 0.5) * sy - 0.5
+    return small, K_small.astype(np.asarray(K).dtype), scale

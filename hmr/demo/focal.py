@@ -3,10 +3,15 @@
 EXIF (read with Pillow): ``FocalLengthIn35mmFilm`` gives f_px = f₃₅ · max(w, h) / 36 (the long side of a 35 mm
 frame is 36 mm); otherwise ``FocalLength`` (mm) with ``FocalPlaneXResolution`` / ``FocalPlaneResolutionUnit``
 gives f_px = f_mm · pixels-per-mm, rescaled when the stored image is smaller than the sensor readout.
+
+Plausibility: a focal length whose field of view across the image's longer side lies outside
+``FOV_RANGE_DEG`` (1°-170°) describes no real camera for that image: a ``--focal`` flag like that refuses the
+frame (:class:`FocalError`), an EXIF value like that is ignored (the default is used, with a warning).
 """
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
@@ -21,6 +26,37 @@ TAG_PLANE_X_RES = 0xA20E
 TAG_PLANE_UNIT = 0xA210
 TAG_PIXEL_X_DIM = 0xA002
 UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}   # EXIF resolution units: inch, cm, mm, µm
+FOV_RANGE_DEG = (1.0, 170.0)
+
+
+class FocalError(ValueError):
+    """A focal length that no camera could have for this image."""
+
+
+def check_focal_flag(flag: Optional[float]) -> None:
+    """Raise ValueError unless ``flag`` is None or a finite positive number of pixels."""
+    if flag is not None and not (math.isfinite(flag) and flag > 0):
+        raise ValueError(f"--focal must be a finite positive number of pixels, got {flag}")
+
+
+def field_of_view(focal: float, height: int, width: int) -> float:
+    """Field of view in degrees across the image's longer side."""
+    return math.degrees(2.0 * math.atan(max(height, width) / (2.0 * focal)))
+
+
+def focal_problem(focal: float, height: int, width: int) -> Optional[str]:
+    """Why ``focal`` (pixels) is implausible for a ``width`` x ``height`` image, or None when it is plausible."""
+    fov = field_of_view(focal, height, width)
+    lo, hi = FOV_RANGE_DEG
+    if lo <= fov <= hi:
+        return None
+    return (f"a focal length of {focal:g} px gives a {fov:.1f}° field of view across this {width}x{height} image "
+            f"(plausible: {lo:g}-{hi:g}°, i.e. {_focal_for(hi, height, width):.4g}-{_focal_for(lo, height, width):.4g}"
+            f" px; the default sqrt(w²+h²) is {default_focal(height, width):.4g} px)")
+
+
+def _focal_for(fov_deg: float, height: int, width: int) -> float:
+    return max(height, width) / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
 
 
 def _number(value) -> Optional[float]:
@@ -61,13 +97,21 @@ def exif_focal(path: Union[str, Path], height: int, width: int) -> Optional[floa
 
 def resolve_focal(height: int, width: int, flag: Optional[float] = None,
                   path: Optional[Union[str, Path]] = None) -> Tuple[float, str]:
-    """(focal in pixels, its source: ``"flag"``, ``"exif"`` or ``"default"``)."""
+    """(focal in pixels, its source: ``"flag"``, ``"exif"`` or ``"default"``).
+
+    Raises :class:`FocalError` when the flag is implausible for this image size; an implausible EXIF value is
+    logged and replaced by the default."""
     if flag is not None:
-        if not flag > 0:
-            raise ValueError(f"--focal must be a positive number of pixels, got {flag}")
+        check_focal_flag(flag)
+        problem = focal_problem(float(flag), height, width)
+        if problem is not None:
+            raise FocalError(f"--focal {flag:g}: {problem}")
         return float(flag), "flag"
     if path is not None:
         focal = exif_focal(path, height, width)
         if focal is not None:
-            return float(focal), "exif"
+            problem = focal_problem(float(focal), height, width)
+            if problem is None:
+                return float(focal), "exif"
+            log.warning("%s: ignoring the EXIF focal length: %s", path, problem)
     return float(default_focal(height, width)), "default"

@@ -1,19 +1,20 @@
 """Demo inputs: one image, a folder of images, or a video file, read as RGB frames.
 
 Unreadable images (and videos that cannot be opened) are reported through :class:`Frame` records with
-``image=None`` and an ``error`` message, so the caller can list them and go on.
+``image=None`` and an ``error`` message, so the caller can list them and go on. Images with transparent pixels
+are composited on a neutral grey (``hmr.data.image.ALPHA_BACKGROUND``) and say so in ``Frame.warnings``.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Union
 
 import cv2
 import numpy as np
 
-from hmr.data.image import ImageReadError, read_image
+from hmr.data.image import ALPHA_BACKGROUND, ImageReadError, read_image_composited
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class Source:
 @dataclass
 class Frame:
     """One RGB frame (``image`` None when unreadable, with ``error`` saying why). ``name`` is unique within a
-    run and used for output file names; ``index`` is the frame number (0 for images)."""
+    run and used for output file names; ``index`` is the frame number (0 for images); ``warnings`` say what was
+    changed while reading (e.g. transparency composited)."""
 
     source: Source
     name: str
@@ -44,6 +46,7 @@ class Frame:
     image: Optional[np.ndarray]
     error: Optional[str] = None
     fps: Optional[float] = None
+    warnings: List[str] = field(default_factory=list)
 
 
 def discover(path: Union[str, Path]) -> List[Source]:
@@ -69,9 +72,13 @@ def read_frames(source: Source, stem: Optional[str] = None, stride: int = 1,
     stem = stem or source.path.stem
     if source.kind == "image":
         try:
-            yield Frame(source, stem, 0, read_image(source.path))
+            image, transparent = read_image_composited(source.path)
         except ImageReadError as exc:
             yield Frame(source, stem, 0, None, str(exc))
+            return
+        notes = [f"the image has transparent pixels (alpha channel): composited on grey ({ALPHA_BACKGROUND}, "
+                 f"{ALPHA_BACKGROUND}, {ALPHA_BACKGROUND})"] if transparent else []
+        yield Frame(source, stem, 0, image, warnings=notes)
         return
     if stride < 1:
         raise ValueError(f"frame stride must be ≥ 1, got {stride}")
