@@ -92,6 +92,18 @@ def test_checkpoint_errors(tmp_path):
         ckpt.load_checkpoint(tmp_path / "junk.pt")
 
 
+def test_foreign_pickle_error_names_the_file_and_never_advises_unsafe_loading(tmp_path):
+    """torch's weights_only error suggests weights_only=False (running the file's code): not passed on."""
+    import fractions
+    path = tmp_path / "foreign.pt"
+    torch.save({"model": fractions.Fraction(1, 3), "config": {}}, path)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        ckpt.load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "not a checkpoint of this project" in message and "corrupt" in message
+    assert "weights_only" not in message and info.value.__cause__ is None
+
+
 def test_condition_stats_match_closed_form():
     m = torch.diag(torch.tensor([3.0, 2.0, 1.0]))[None]
     stats = summarize_stats(matrix_stats(m))
@@ -100,3 +112,34 @@ def test_condition_stats_match_closed_form():
     stats = summarize_stats(matrix_stats(reflected))
     assert stats["frac_det_negative"] == 1.0
     assert stats["condition_median"] == pytest.approx(5.0 / 1.0)
+
+
+def test_step_schedule_matches_lambda_lr_and_reads_its_state():
+    from hmr.engine.schedule import StepSchedule
+    factor = lambda step: lr_factor(step, 10, "cosine", warmup_steps=2)  # noqa: E731
+    ours = build_scheduler(torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.5),
+                           {"kind": "cosine", "warmup_steps": 2}, 10)
+    theirs = torch.optim.lr_scheduler.LambdaLR(torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.5),
+                                               factor)
+    for _ in range(6):
+        assert ours.get_last_lr() == [g["lr"] for g in theirs.optimizer.param_groups]
+        ours.step()
+        theirs.optimizer.step()
+        theirs.step()
+    fresh = StepSchedule(torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.5), factor)
+    fresh.load_state_dict(theirs.state_dict())     # a checkpoint written before StepSchedule
+    assert fresh.get_last_lr() == pytest.approx([0.5 * factor(6)])
+
+
+def test_csv_log_grows_columns_and_drops_rows_past_a_step(tmp_path):
+    import csv
+    from hmr.engine.csv_log import append_row, drop_rows_after
+    path = tmp_path / "log.csv"
+    append_row(path, {"step": 1, "loss": float("nan")})             # a skipped step: no diagnostics
+    append_row(path, {"step": 2, "loss": 1.0, "condition_median": 3.0})
+    append_row(path, {"step": 3, "loss": 0.5})
+    rows = list(csv.DictReader(open(path)))
+    assert [r["step"] for r in rows] == ["1", "2", "3"] and rows[0]["condition_median"] == ""
+    assert rows[1]["condition_median"] == "3.0"
+    assert drop_rows_after(path, 2) == 1
+    assert [r["step"] for r in csv.DictReader(open(path))] == ["1", "2"]

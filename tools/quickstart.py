@@ -67,7 +67,8 @@ def main(argv=None) -> int:
         if steps is not None:
             overrides.append(f"train.steps={steps}")
         overrides += args.set
-        run(["tools/train.py", "--config", config, "--out", run_dir, *overrides], logs / f"train_{kind}.log")
+        run(["tools/train.py", "--config", config, "--out", run_dir, "--overwrite", *overrides],
+            logs / f"train_{kind}.log")
         ckpt = run_dir / "checkpoints" / "last.pt"
         run(["tools/eval.py", "--checkpoint", ckpt, "--out", run_dir / "eval.json", "--render", "2",
              f"data.root={args.data_root}"], logs / f"eval_{kind}.log")

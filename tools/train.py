@@ -1,15 +1,19 @@
 #!/usr/bin/env python
 """Train a regressor.
 
-    python tools/train.py --config configs/body_cpu.yaml [--out outputs/run] [--resume] [key.sub=value ...]
+    python tools/train.py --config configs/body_cpu.yaml [--out outputs/run] [--resume | --overwrite] [key=value ...]
     torchrun --nproc_per_node 2 tools/train.py --config ...     (DDP: gloo on CPU, nccl on GPU)
+
+A folder that already holds a run is refused unless --resume (continue it) or --overwrite (replace it) is given.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from hmr.config import ConfigError, load_config
 from hmr.engine.checkpoint import CheckpointError
+from hmr.engine.run_folder import RunFolderError, prepare_run_folder
 from hmr.engine.trainer import Trainer, TrainingDiverged
 from hmr.utils.logging import setup_logging
 
@@ -19,6 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--config", required=True, help="YAML experiment file")
     parser.add_argument("--out", default=None, help="run folder (default: outputs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run already in <out> (checkpoints, logs, summary) and start afresh")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.lr=3e-4")
     args = parser.parse_args(argv)
     try:
@@ -27,19 +33,29 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or Path("outputs") / Path(args.config).stem)
-    setup_logging(log_file=out / "train.log")
     try:
+        if int(os.environ.get("RANK", "0")) == 0:   # under torchrun rank 0 alone prepares the folder
+            prepare_run_folder(out, args.resume, args.overwrite)
+        setup_logging(log_file=out / "train.log")
         summary = Trainer(cfg, out, resume=args.resume).run()
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (CheckpointError, ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (CheckpointError, ConfigError, RunFolderError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:   # an unwritable output folder, a full disk
+        print(f"error: cannot write {exc.filename or out}: {exc.strerror or exc} [Errno {exc.errno}] "
+              "(is the output folder writable, and is there space left on its disk?)", file=sys.stderr)
+        return 4
     if summary.get("eval"):
         print("final evaluation:", ", ".join(f"{k}={v:.2f}" for k, v in summary["eval"].items()))
-    print(f"steps: {summary['steps']} (skipped {summary['skipped_steps']}), {summary['seconds']} s")
-    print(f"wrote: {out}/checkpoints/last.pt, {out}/log.csv, {out}/summary.json, {out}/tensorboard/")
+    print(f"steps: {summary['steps']} (skipped {summary['skipped_steps']}), "
+          f"unreadable images: {summary['unreadable_images']}, {summary['seconds']} s")
+    written = [f"{out}/checkpoints/last.pt", f"{out}/log.csv", f"{out}/summary.json"]
+    if cfg.train.get("tensorboard", True):
+        written.append(f"{out}/tensorboard/")
+    print("wrote:", ", ".join(written))
     return 0
 
 

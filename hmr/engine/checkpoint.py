@@ -59,7 +59,12 @@ def save_checkpoint(path: PathLike, *, model: torch.nn.Module, optimizer: Option
         "config": config,
         "extra": extra or {},
     }
-    save_torch(path, payload)
+    try:
+        save_torch(path, payload)
+    except OSError:
+        raise
+    except RuntimeError as exc:   # torch's writer reports a failed write (e.g. a full disk) as RuntimeError
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc} (is there space left on its disk?)") from exc
     log.info("checkpoint written: %s (step %d)", path, step)
 
 
@@ -71,7 +76,10 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt, or not a hmr checkpoint): {exc}") from exc
+        # torch's own message may advise weights_only=False, i.e. running code from the file: never pass that on
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or truncated, or not a "
+                              f"checkpoint of this project (tools/train.py writes checkpoints/last.pt; "
+                              f"{type(exc).__name__})") from None
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not a hmr training checkpoint (no 'model'/'config' entries)")
     return payload

@@ -4,7 +4,8 @@ Every (epoch, position) maps to the same global batch in every run, so a run kil
 sees exactly the batches an uninterrupted run sees; with ``world_size`` ranks each rank takes an interleaved
 share of every global batch, so a 2-process run consumes the same global batches as a 1-process run.
 Augmentation randomness is seeded per sample from (seed, epoch, index) by :class:`SeededDataset`, so it does
-not depend on worker count, rank or resumption.
+not depend on worker count, rank or resumption; the wrapper also tags each item with the number of unreadable
+images skipped to serve it (``unreadable``).
 """
 from __future__ import annotations
 
@@ -85,4 +86,17 @@ class SeededDataset(Dataset):
         torch.manual_seed(sample_seed)
         if hasattr(self.base, "set_epoch"):  # mixtures walk through long datasets over epochs
             self.base.set_epoch(epoch)
-        return self.base[index]
+        item = self.base[index]
+        if isinstance(item, dict) and "index" in item:
+            item["unreadable"] = torch.tensor(self._substitutions(index, int(item["index"])))
+        return item
+
+    def _substitutions(self, index: int, served: int) -> int:
+        """Unreadable images skipped to serve ``index``: a reader substitutes sample j+1, j+2, ... for an
+        unreadable j and reports the sample it served in ``item["index"]``. Counting per item (instead of
+        a shared counter) counts only the batches training consumes, not those workers prefetched."""
+        part, local = self.base, index
+        if hasattr(self.base, "locate") and hasattr(self.base, "datasets"):  # a MixedDataset
+            k, local = self.base.locate(index)
+            part = self.base.datasets[k]
+        return (served - local) % len(part)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Dict, List, Mapping
 
 import torch
 
@@ -23,8 +23,44 @@ def lr_factor(step: int, total_steps: int, kind: str = "constant", warmup_steps:
     raise ValueError(f"unknown schedule {kind!r}; expected constant, step or cosine")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], total_steps: int):
-    """A LambdaLR stepping once per training step."""
+class StepSchedule:
+    """The learning rate as a pure function of the step counter: ``lr = base_lr * factor(step)``.
+
+    Unlike ``torch.optim.lr_scheduler`` it has no call-order contract with ``optimizer.step()``, so a skipped
+    (non-finite) step still advances the schedule without a warning, and a resumed run continues from the
+    stored step. ``state_dict`` / ``load_state_dict`` also read the ``LambdaLR`` state of older checkpoints.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float]) -> None:
+        self.optimizer, self.factor = optimizer, factor
+        self.base_lrs: List[float] = [float(group.setdefault("initial_lr", group["lr"]))
+                                      for group in optimizer.param_groups]
+        self.last_step = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * self.factor(self.last_step)
+
+    def step(self) -> None:
+        """Move to the next training step (call once per step, taken or skipped)."""
+        self.last_step += 1
+        self._apply()
+
+    def get_last_lr(self) -> List[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"last_epoch": self.last_step, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.last_step = int(state["last_epoch"])
+        self.base_lrs = [float(v) for v in state.get("base_lrs", self.base_lrs)]
+        self._apply()
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], total_steps: int) -> StepSchedule:
+    """The ``train.schedule`` of a run, stepping once per training step."""
     cfg = dict(cfg or {})
     kind = cfg.get("kind", "constant")
     warmup = int(cfg.get("warmup_steps", 0))
@@ -32,5 +68,5 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], to
     gamma = float(cfg.get("gamma", 0.1))
     min_factor = float(cfg.get("min_factor", 0.0))
     lr_factor(0, total_steps, kind, warmup, milestones, gamma, min_factor)  # validate eagerly
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, kind, warmup, milestones, gamma, min_factor))
+    return StepSchedule(optimizer, lambda step: lr_factor(step, total_steps, kind, warmup, milestones, gamma,
+                                                          min_factor))

@@ -1,7 +1,6 @@
 """The training loop: step-based, resumable, distributed (torchrun), with NaN-step skipping and diagnostics."""
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -18,12 +17,15 @@ from hmr.config import Config, dump_yaml
 from hmr.data import build_mixed_dataset
 from hmr.data.crop import to_crop_coordinates
 from hmr.engine import checkpoint as ckpt
+from hmr.engine.csv_log import append_row, drop_rows_after
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
 from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from hmr.engine.forward import Annealing, OrthoSwitches, body_forward, decode_outputs
 from hmr.engine.gap import training_log_stats
+from hmr.engine.run_folder import check_new_run, remove_stale_temp_files
 from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
 from hmr.engine.schedule import build_scheduler
+from hmr.engine.settings import check_train_settings
 from hmr.rotations import matrix_stats, summarize_stats
 from hmr.utils.io import write_json, write_text
 
@@ -39,14 +41,23 @@ def move_batch(batch: Mapping[str, Any], device: torch.device) -> Dict[str, Any]
 
 
 class Trainer:
-    """Owns one training run in ``out_dir``: model, optimizer, schedule, data stream, logs, checkpoints."""
+    """Owns one training run in ``out_dir``: model, optimizer, schedule, data stream, logs, checkpoints.
+
+    Without ``resume`` a folder that already holds a run is refused (:class:`~hmr.engine.run_folder.RunFolderError`;
+    clear it first with :func:`~hmr.engine.run_folder.prepare_run_folder`). Temporary files of a killed
+    checkpoint write are removed on start."""
 
     def __init__(self, cfg: Config, out_dir: Path, resume: bool = False) -> None:
         self.cfg, self.out_dir = cfg, Path(out_dir)
         tcfg = cfg.train
+        check_train_settings(tcfg)
         want_cuda = tcfg.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available()
         self.device = torch.device("cuda" if want_cuda else "cpu")
         self.dist: DistInfo = init_distributed(self.device.type)
+        if self.dist.is_main:
+            if not resume:
+                check_new_run(self.out_dir)
+            remove_stale_temp_files(self.out_dir, self.out_dir / "checkpoints")
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
@@ -78,7 +89,8 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.consecutive_bad = 0
-        self.unreadable_images = 0
+        self.unreadable_images = 0        # consumed by the steps of this run and (resumed) earlier ones
+        self.epoch_unreadable = 0         # consumed in the current epoch, on this rank
         if resume:
             self._resume()
         self.batch_sampler = ResumableBatchSampler(
@@ -86,9 +98,13 @@ class Trainer:
             weights=getattr(self.dataset, "sample_weights", None),
             start=(0, 0))
         self.batch_sampler.start = self.batch_sampler.position_after(self.step)
+        # The loader draws its workers' base seed from its own generator, not the global RNG: a resumed run
+        # restores the global RNG (dropout, ...) and must not shift it by creating the loader at another step.
+        # Augmentation does not depend on the base seed (SeededDataset seeds every sample).
         self.loader = DataLoader(SeededDataset(self.dataset, seed), batch_sampler=self.batch_sampler,
                                  num_workers=int(tcfg.get("num_workers", 0)),
-                                 persistent_workers=int(tcfg.get("num_workers", 0)) > 0)
+                                 persistent_workers=int(tcfg.get("num_workers", 0)) > 0,
+                                 generator=torch.Generator().manual_seed(seed))
         self.csv_path = self.out_dir / "log.csv"
         self.writer = None
         if self.dist.is_main:
@@ -107,6 +123,8 @@ class Trainer:
         path = self.last_checkpoint
         if not path.is_file():
             log.info("no checkpoint at %s: starting from scratch", path)
+            if self.dist.is_main:
+                drop_rows_after(self.out_dir / "log.csv", 0)
             return
         payload = ckpt.load_checkpoint(path)
         ckpt.check_compatible(payload, self.cfg.body_model.name, self.cfg.representation.name, path)
@@ -117,14 +135,25 @@ class Trainer:
         ckpt.set_rng_state(payload["rng"])
         self.step = int(payload["step"])
         self.skipped_steps = int(payload["extra"].get("skipped_steps", 0))
+        self.unreadable_images = int(payload["extra"].get("unreadable_images", 0))
+        # the stored count is the sum over ranks: rank 0 carries it on
+        self.epoch_unreadable = int(payload["extra"].get("epoch_unreadable", 0)) if self.dist.is_main else 0
+        if self.dist.is_main:
+            dropped = drop_rows_after(self.out_dir / "log.csv", self.step)
+            if dropped:
+                log.info("dropped %d log.csv row(s) written after step %d by the interrupted run", dropped,
+                         self.step)
         log.info("resumed from %s at step %d", path, self.step)
 
     def save(self, name: str = "last.pt") -> None:
+        """Write ``checkpoints/<name>`` (rank 0; every rank must call it: counts are summed over ranks)."""
+        epoch_unreadable = self._reduce_count(self.epoch_unreadable)
         if not self.dist.is_main:
             return
         ckpt.save_checkpoint(self.out_dir / "checkpoints" / name, model=self.model, optimizer=self.optimizer,
                              scheduler=self.scheduler, step=self.step, config=self.cfg.to_dict(),
-                             extra={"skipped_steps": self.skipped_steps})
+                             extra={"skipped_steps": self.skipped_steps, "unreadable_images": self.unreadable_images,
+                                    "epoch_unreadable": epoch_unreadable})
 
     # ------------------------------------------------------------------ one step
     def compute_losses(self, batch: Dict[str, Any]) -> tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
@@ -205,12 +234,12 @@ class Trainer:
             self.consecutive_bad += 1
             log.warning("step %d: non-finite loss or gradient (loss=%s, grad_norm=%s): step skipped",
                         self.step, record["loss"], record["grad_norm"])
-        self.scheduler.step()
+        self.scheduler.step()   # a step-indexed schedule: advances on taken and skipped steps alike
         record["skipped"] = float(not finite)
         record["anneal_weight"] = self.annealing.weight(self.step, self.total_steps)
-        if not with_stats:
-            return record
         params = pred["pose_params"].detach()
+        if not with_stats or not (bool(torch.isfinite(params).all()) and bool(torch.isfinite(pred["betas"]).all())):
+            return record       # no diagnostics of non-finite predictions (SVD cannot take them)
         train_rotmats = self.representation.train_matrix(params)
         record.update(summarize_stats(matrix_stats(train_rotmats.float())))
         record.update(training_log_stats(self.body_model, train_rotmats,
@@ -236,6 +265,8 @@ class Trainer:
         batches = self._batches()
         while self.step < self.total_steps:
             batch = next(batches)
+            if "unreadable" in batch:
+                self.epoch_unreadable += int(batch["unreadable"].sum())
             logging_step = (self.step + 1) % log_every == 0 or self.step + 1 == self.total_steps
             record = self.train_step(batch, with_stats=logging_step)
             self.step += 1
@@ -259,7 +290,7 @@ class Trainer:
         bar.close()
         summary = {
             "steps": self.step, "steps_this_run": self.step - start, "skipped_steps": self.skipped_steps,
-            "unreadable_images": self.unreadable_images + int(getattr(self.dataset, "skipped", 0)),
+            "unreadable_images": self.unreadable_images + self._reduce_count(self.epoch_unreadable),
             "seconds": round(time.time() - t0, 1), "final": history[-1] if history else {},
             "checkpoint": str(self.last_checkpoint),
         }
@@ -270,27 +301,26 @@ class Trainer:
         cleanup(self.dist)
         return summary
 
+    def _reduce_count(self, count: int) -> int:
+        """Sum of a per-rank count over all ranks."""
+        value = torch.tensor([float(count)], device=self.device)
+        return int(round(float(all_reduce_mean(value, self.dist).item()) * self.dist.world_size))
+
     def _end_of_epoch(self) -> None:
-        """Report (and reset) the unreadable images met during the epoch that just ended."""
+        """Report (and reset) the unreadable images the steps of the epoch that just ended consumed."""
         epoch = self.step // self.batch_sampler.batches_per_epoch
-        skipped = int(getattr(self.dataset, "skipped", 0))
+        skipped = self._reduce_count(self.epoch_unreadable)
         if skipped:
             log.warning("epoch %d: %d unreadable image(s) skipped and replaced", epoch, skipped)
         else:
             log.info("epoch %d done (no unreadable images)", epoch)
         self.unreadable_images += skipped
-        if hasattr(self.dataset, "reset_skipped"):
-            self.dataset.reset_skipped()
+        self.epoch_unreadable = 0
 
     def _log(self, record: Dict[str, float]) -> None:
         if not self.dist.is_main:
             return
-        new_file = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=sorted(record))
-            if new_file:
-                writer.writeheader()
-            writer.writerow(record)
+        append_row(self.csv_path, record)
         if self.writer is not None:
             for key, value in record.items():
                 if key != "step":

@@ -72,9 +72,11 @@ def _read_run(out_dir: Path) -> Optional[Dict[str, Any]]:
 def train_and_eval(kind: str, overrides: Sequence[str], out_dir: Path, preset: str) -> Dict[str, Any]:
     """Train one configuration with the trainer (evaluating every ``eval_every`` steps) and return the summary
     and eval history. ``HMR_EXPERIMENT_OVERRIDES`` (space-separated ``key=value``) is applied last."""
+    from hmr.engine.run_folder import prepare_run_folder
     from hmr.engine.trainer import Trainer
     cfg = run_config(kind, overrides, preset)
     _check_data(cfg)
+    prepare_run_folder(out_dir, resume=False, overwrite=True)  # an unfinished earlier attempt starts afresh
     Trainer(cfg, out_dir).run()
     return {"kind": kind, "overrides": list(overrides), **_read_run(out_dir)}
 
