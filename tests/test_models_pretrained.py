@@ -109,3 +109,22 @@ def test_weights_with_wrong_shapes_are_refused():
     state[key] = torch.zeros(1)
     with pytest.raises(pre.PretrainedWeightsError, match="does not fit"):
         pre._load_positionally(model, state, "efficientnet_lite0")
+
+
+@pytest.mark.parametrize("name,size", [("blazepose_full", (128, 96)), ("mediapipe_hand", (96, 96))])
+def test_mediapipe_encoders_in_the_factory(name, size):
+    """The converted MediaPipe encoders are backbones like any other: flatten pooling at stride 16, both heads."""
+    net, dim = build_backbone(name, input_size=size, pretrained=True, pooling="flatten")
+    assert net(torch.randn(2, 3, *size)).shape == (2, dim)
+    grid, channels = build_backbone(name, input_size=size, pretrained=True, spatial=True)
+    assert grid(torch.randn(1, 3, *size)).shape[1] == channels
+    model = build_regressor({"backbone": name, "pretrained": True, "input_size": list(size),
+                             "pooling": "flatten", "freeze_backbone": True}, 16, 9)
+    out = model(torch.randn(2, 3, *size), torch.zeros(2, 3))
+    assert out["pose_params"].shape == (2, 16, 9)
+
+
+def test_missing_mediapipe_weights_fail_before_anything_is_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("HMR_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(pre.PretrainedWeightsError, match=r"does not exist.*setup_env\.sh"):
+        build_regressor({"backbone": "blazepose_full", "pretrained": True, "input_size": [128, 96]}, 24, 9)

@@ -93,9 +93,11 @@ def check_builtin_weights(name: str) -> None:
     if name in _EFFICIENTNET_LITE:
         _efficientnet_weight_file(_EFFICIENTNET_LITE[name])
     elif name in _MEDIAPIPE_ENCODERS:
-        from hmr.models import mediapipe
+        from hmr.models.mediapipe.convert import check
 
-        mediapipe.check_network(_MEDIAPIPE_ENCODERS[name])
+        problem = check(_MEDIAPIPE_ENCODERS[name])
+        if problem:
+            raise PretrainedWeightsError(problem)
     else:
         raise PretrainedWeightsError(
             f"backbone {name!r} has no built-in offline weights (model.pretrained=true); those that do: "
@@ -114,7 +116,7 @@ def create_offline_backbone(name: str, pretrained: bool
     if name in _MEDIAPIPE_ENCODERS:
         from hmr.models import mediapipe
 
-        return mediapipe.MediaPipeEncoder.from_network(_MEDIAPIPE_ENCODERS[name], pretrained=pretrained), None
+        return mediapipe.MediaPipeEncoder(name, pretrained=pretrained), None
     raise ValueError(f"{name!r} is not an offline backbone ({', '.join(PRETRAINED_BACKBONES)})")
 
 
