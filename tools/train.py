@@ -15,6 +15,7 @@ from hmr.config import ConfigError, load_config
 from hmr.engine.checkpoint import CheckpointError
 from hmr.engine.run_folder import RunFolderError, prepare_run_folder
 from hmr.engine.trainer import Trainer, TrainingDiverged
+from hmr.utils.file_errors import describe_os_error
 from hmr.utils.logging import setup_logging
 
 
@@ -45,8 +46,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:   # an unwritable output folder, a full disk
-        print(f"error: cannot write {exc.filename or out}: {exc.strerror or exc} [Errno {exc.errno}] "
-              "(is the output folder writable, and is there space left on its disk?)", file=sys.stderr)
+        print(f"error: {describe_os_error(exc, out)}", file=sys.stderr)
         return 4
     if summary.get("eval"):
         print("final evaluation:", ", ".join(f"{k}={v:.2f}" for k, v in summary["eval"].items()))

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import torch
 
+from hmr.utils.file_errors import naming_path
 from hmr.utils.io import save_torch
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def save_checkpoint(path: PathLike, *, model: torch.nn.Module, optimizer: Option
         "extra": extra or {},
     }
     try:
-        save_torch(path, payload)
+        with naming_path(path):
+            save_torch(path, payload)
     except OSError:
         raise
     except RuntimeError as exc:   # torch's writer reports a failed write (e.g. a full disk) as RuntimeError

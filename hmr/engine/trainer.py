@@ -262,32 +262,10 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", disable=not self.dist.is_main,
                    dynamic_ncols=True)
         history = []
-        batches = self._batches()
-        while self.step < self.total_steps:
-            batch = next(batches)
-            if "unreadable" in batch:
-                self.epoch_unreadable += int(batch["unreadable"].sum())
-            logging_step = (self.step + 1) % log_every == 0 or self.step + 1 == self.total_steps
-            record = self.train_step(batch, with_stats=logging_step)
-            self.step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if self.consecutive_bad >= max_bad:
-                bar.close()
-                raise TrainingDiverged(
-                    f"{self.consecutive_bad} consecutive non-finite steps at step {self.step}; "
-                    f"the last good checkpoint is {self.last_checkpoint} (lower train.lr or set train.grad_clip)")
-            if logging_step:
-                record.update(step=self.step, lr=self.optimizer.param_groups[0]["lr"])
-                self._log(record)
-                history.append(record)
-            if self.step % self.batch_sampler.batches_per_epoch == 0:
-                self._end_of_epoch()
-            if eval_every and self.step % eval_every == 0:
-                self._evaluate()
-            if self.step % ckpt_every == 0 or self.step == self.total_steps:
-                self.save()
-        bar.close()
+        try:
+            self._loop(bar, history, log_every, ckpt_every, eval_every, max_bad)
+        finally:
+            bar.close()
         summary = {
             "steps": self.step, "steps_this_run": self.step - start, "skipped_steps": self.skipped_steps,
             "unreadable_images": self.unreadable_images + self._reduce_count(self.epoch_unreadable),
@@ -300,6 +278,35 @@ class Trainer:
             write_json(self.out_dir / "summary.json", summary)
         cleanup(self.dist)
         return summary
+
+    def _loop(self, bar, history: list, log_every: int, ckpt_every: int, eval_every: int, max_bad: int) -> None:
+        """Steps until ``train.steps``: train, log, end epochs, evaluate and checkpoint on schedule."""
+        batches = self._batches()
+        while self.step < self.total_steps:
+            batch = next(batches)
+            if "unreadable" in batch:
+                self.epoch_unreadable += int(batch["unreadable"].sum())
+            logging_step = (self.step + 1) % log_every == 0 or self.step + 1 == self.total_steps
+            record = self.train_step(batch, with_stats=logging_step)
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if self.consecutive_bad >= max_bad:
+                kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint.is_file()
+                        else "no checkpoint was written yet")
+                raise TrainingDiverged(f"{self.consecutive_bad} consecutive non-finite steps at step {self.step} "
+                                       f"(train.max_consecutive_nonfinite={max_bad}); {kept} "
+                                       "(lower train.lr or set train.grad_clip)")
+            if logging_step:
+                record.update(step=self.step, lr=self.optimizer.param_groups[0]["lr"])
+                self._log(record)
+                history.append(record)
+            if self.step % self.batch_sampler.batches_per_epoch == 0:
+                self._end_of_epoch()
+            if eval_every and self.step % eval_every == 0:
+                self._evaluate()
+            if self.step % ckpt_every == 0 or self.step == self.total_steps:
+                self.save()
 
     def _reduce_count(self, count: int) -> int:
         """Sum of a per-rank count over all ranks."""
