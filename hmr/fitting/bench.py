@@ -1,0 +1,197 @@
+"""Benchmark of keypoint fitting on the synthetic test sets: GT labels, a regressor-like initialisation
+(a trained checkpoint's predictions or perturbed ground truth), keypoint conditions (GT, noisy, occluded with
+low-confidence wrong keypoints) and MPJPE / PA-MPJPE before and after the fit.
+
+Protocols (named in every result): bodies — ``synth_body_test`` (SMPL-24 kinematic joints of the open-smpl
+mesh, pelvis-centred MPJPE, SPIN similarity alignment for PA-MPJPE); hands — FreiHAND-21 joints, MPJPE
+wrist-centred without alignment, PA-MPJPE with FreiHAND's official alignment (``synth_hand_eval``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hmr import metrics as M
+from hmr.fitting.fit import fit_to_keypoints, project_keypoints
+from hmr.fitting.keypoint_model import KeypointModel
+from hmr.fitting.objective import FitConfig
+from hmr.fitting.params import FitParams
+from hmr.fitting.pose_prior import synthetic_pose_gmm
+from hmr.rotations import axis_angle_to_matrix
+
+PROTOCOL_TEXT = {
+    "body": "synth_body_test: smpl24 joints of the open-smpl mesh; MPJPE pelvis-centred, PA-MPJPE SPIN similarity "
+            "alignment; mm",
+    "hand": "synth_hand: freihand21 joints; MPJPE wrist-centred (no alignment), PA-MPJPE FreiHAND official "
+            "alignment (synth_hand_eval); mm",
+}
+
+
+@dataclass
+class SyntheticLabels:
+    """GT of N samples: parameters (right-hand parameters for hands), intrinsics (N, 3, 3), 2D keypoints
+    (N, K, 2) pixels of ``joint_set`` with ``visible`` (N, K) (in front of the camera and inside the image)."""
+
+    kind: str
+    joint_set: str
+    params: FitParams
+    K: Tensor
+    keypoints_2d: Tensor
+    visible: Tensor
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+
+def load_synthetic_labels(set_dir: Path, split: str = "test", limit: Optional[int] = None) -> SyntheticLabels:
+    """Labels of a synthetic set made by ``tools/make_synthetic.py``: a body set (``<split>.npz``, SPIN keys +
+    ``rotmat``/``transl``/``K``) or a hand set (FreiHAND layout + ``<prefix>_extra.npz``)."""
+    set_dir = Path(set_dir)
+    n = slice(None, limit)
+    t = lambda a: torch.as_tensor(np.asarray(a)[n], dtype=torch.float32)  # noqa: E731
+    npz = set_dir / f"{split}.npz"
+    if npz.exists():
+        data = np.load(npz)
+        params = FitParams(t(data["rotmat"]), t(data["shape"]), t(data["transl"]))
+        part = t(data["part"])
+        return SyntheticLabels("body", "spin24", params, t(data["K"]), part[..., :2], part[..., 2] > 0)
+    prefix = {"train": "training", "val": "validation", "test": "evaluation"}[split]
+    if not (set_dir / f"{prefix}_K.json").exists():
+        raise FileNotFoundError(f"{set_dir}: neither {npz.name} (body set) nor {prefix}_K.json (hand set) found; "
+                                "make one with tools/make_synthetic.py")
+    read = lambda suffix: np.asarray(json.loads((set_dir / f"{prefix}_{suffix}.json").read_text()))  # noqa: E731
+    extra = np.load(set_dir / f"{prefix}_extra.npz")
+    K, xyz = t(read("K")), t(read("xyz"))
+    mano = read("mano")
+    params = FitParams(t(extra["rotmat"]), t(mano.reshape(len(mano), -1)[:, 48:58]), t(extra["transl"]))
+    uvw = xyz @ K.transpose(1, 2)
+    uv = uvw[..., :2] / uvw[..., 2:]
+    h, w = t(extra["img_size"])[:, 0:1], t(extra["img_size"])[:, 1:2]
+    visible = (uvw[..., 2] > 0) & (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
+    return SyntheticLabels("hand", "freihand21", params, K, uv, visible)
+
+
+def perturb(params: FitParams, seed: int, joint_deg: float = 15.0, orient_deg: float = 10.0, betas_std: float = 0.5,
+            depth_frac: float = 0.1, shift_frac: float = 0.02) -> FitParams:
+    """A regressor-like initialisation: each joint rotated by a random axis-angle (each component N(0, σ/√3), so
+    the RMS angle is σ degrees), betas + N(0, ``betas_std``), depth × exp(N(0, ``depth_frac``)), image-plane
+    direction + N(0, ``shift_frac``)."""
+    gen = torch.Generator().manual_seed(seed)
+    B, J = params.rotmats.shape[:2]
+    sigma = torch.full((J,), math.radians(joint_deg))
+    sigma[0] = math.radians(orient_deg)
+    noise = torch.randn(B, J, 3, generator=gen) * sigma[None, :, None] / math.sqrt(3.0)
+    rot = params.rotmats @ axis_angle_to_matrix(noise)
+    betas = params.betas + betas_std * torch.randn(params.betas.shape, generator=gen)
+    t = params.transl
+    direction = t[:, :2] / t[:, 2:] + shift_frac * torch.randn(B, 2, generator=gen)
+    depth = t[:, 2] * torch.exp(depth_frac * torch.randn(B, generator=gen))
+    return FitParams(rot, betas, torch.cat([direction * depth[:, None], depth[:, None]], dim=1))
+
+
+def corrupt_keypoints(keypoints: Tensor, confidence: Tensor, box: Tensor, seed: int, noise: float = 0.0,
+                      wrong_share: float = 0.0, wrong_confidence: float = 0.05):
+    """(keypoints, confidence) with Gaussian noise of ``noise`` × box side (pixels) and a share of keypoints moved
+    to random places in the box with confidence ``wrong_confidence`` (occlusions a detector guesses at)."""
+    gen = torch.Generator().manual_seed(seed)
+    kp = keypoints + noise * box[:, None, None] * torch.randn(keypoints.shape, generator=gen)
+    wrong = torch.rand(confidence.shape, generator=gen) < wrong_share
+    centre = keypoints.mean(1, keepdim=True)
+    anywhere = centre + (torch.rand(keypoints.shape, generator=gen) - 0.5) * box[:, None, None]
+    kp = torch.where(wrong[..., None], anywhere, kp)
+    conf = torch.where(wrong, torch.full_like(confidence, wrong_confidence), confidence)
+    return kp, conf, wrong
+
+
+def score(body_model, kind: str, pred: FitParams, gt: FitParams) -> Dict[str, np.ndarray]:
+    """Per-sample ``mpjpe`` and ``pa_mpjpe`` (metres) under the kind's protocol (see the module docstring)."""
+    set_name = "smpl24" if kind == "body" else "freihand21"
+    with torch.no_grad():
+        model = KeypointModel(body_model, set_name)
+        pj, gj = model(pred.rotmats, pred.betas), model(gt.rotmats, gt.betas)
+    if kind == "body":  # exactly synth_body_test's computation (smpl24, pelvis = joint 0, SPIN alignment)
+        return {"mpjpe": M.mpjpe(pj, gj, root=0), "pa_mpjpe": M.pa_mpjpe(pj, gj)}
+    return {"mpjpe": M.mpjpe(pj, gj, root=0), "pa_mpjpe": M.freihand_errors(pj, gj)["pa_mpjpe"]}
+
+
+def _summary(errors: Dict[str, np.ndarray]) -> Dict[str, float]:
+    return {f"{k}_mm": round(1000.0 * float(np.mean(v)), 2) for k, v in errors.items()}
+
+
+def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: FitConfig = FitConfig(),
+                  conditions: Sequence[str] = ("gt", "noisy", "occluded"), batch_size: int = 8, noise: float = 0.02,
+                  wrong_share: float = 0.2, seed: int = 0, init_name: str = "perturbed GT") -> Dict:
+    """Fit ``init`` to the labels' keypoints under each condition (``gt``: exact visible GT keypoints; ``noisy``:
+    + Gaussian noise of ``noise`` × box; ``occluded``: noisy, and ``wrong_share`` of them wrong with
+    confidence 0.05) and report errors before/after (mm), 2D errors, fallbacks and seconds per person-frame."""
+    box = _boxes(body_model, labels)
+    keypoint_model = KeypointModel(body_model, labels.joint_set)
+    if config.prior_components > 0:
+        synthetic_pose_gmm(body_model, config.prior_components)  # built once, outside the timed fits
+    before = score(body_model, labels.kind, init, labels.params)
+    report = {"protocol": PROTOCOL_TEXT[labels.kind], "samples": len(labels), "init": init_name,
+              "joint_set": labels.joint_set, "batch_size": batch_size, "config": vars(config),
+              "before": _summary(before), "conditions": {}}
+    for name in conditions:
+        conf = labels.visible.float()
+        kp = labels.keypoints_2d
+        if name in ("noisy", "occluded"):
+            kp, conf, _ = corrupt_keypoints(kp, conf, box, seed + 1, noise, wrong_share if name == "occluded" else 0.0)
+        elif name != "gt":
+            raise ValueError(f"unknown condition {name!r}; use gt, noisy, occluded")
+        fitted, seconds, fell_back, err = [], 0.0, 0, {"px_before": [], "px_after": []}
+        for start in range(0, len(labels), batch_size):
+            sl = slice(start, start + batch_size)
+            result = fit_to_keypoints(body_model, init.select(sl), kp[sl], conf[sl], labels.K[sl],
+                                      labels.joint_set, config, box_size=box[sl],
+                                      keypoint_model=keypoint_model)
+            fitted.append(result.params)
+            seconds += result.seconds
+            fell_back += int(result.fell_back.sum())
+            err["px_before"].append(result.error_px_before)
+            err["px_after"].append(result.error_px_after)
+        params = FitParams(*(torch.cat([getattr(p, f) for p in fitted]) for f in ("rotmats", "betas", "transl")))
+        after = score(body_model, labels.kind, params, labels.params)
+        report["conditions"][name] = {
+            "after": _summary(after),
+            "mpjpe_change_pct": round(100.0 * (after["mpjpe"].mean() / before["mpjpe"].mean() - 1.0), 1),
+            "pa_mpjpe_change_pct": round(100.0 * (after["pa_mpjpe"].mean() / before["pa_mpjpe"].mean() - 1.0), 1),
+            "keypoint_error_px_before": round(float(torch.cat(err["px_before"]).nanmean()), 2),
+            "keypoint_error_px_after": round(float(torch.cat(err["px_after"]).nanmean()), 2),
+            "fell_back": fell_back, "seconds_per_person_frame": round(seconds / len(labels), 4)}
+    return report
+
+
+def _boxes(body_model, labels: SyntheticLabels) -> Tensor:
+    """Per-sample box side (pixels): extent of the GT projected keypoints."""
+    px = project_keypoints(body_model, labels.params, labels.K, labels.joint_set)
+    return (px.amax(1) - px.amin(1)).amax(-1).clamp_min(1.0)
+
+
+def regressor_init(checkpoint: str, set_dir: Path, limit: Optional[int], device: str = "cpu"):
+    """(body model, predictions as FitParams) of a trained checkpoint on the first ``limit`` test samples of a
+    synthetic set (the evaluation loop's inference path: representation's inference rotation, CLIFF camera)."""
+    from hmr.config import Config, merge
+    from hmr.engine.eval_job import load_trained
+    from hmr.engine.evaluator import evaluate_config
+    cfg, model, body_model, representation = load_trained(checkpoint, None, device)
+    set_dir = Path(set_dir).resolve()
+    if body_model.kind == "body":
+        name, spec = "synth_body", {"npz": str(set_dir / "{split}.npz"), "images": str(set_dir)}
+    else:
+        name, spec = "synth_hand", {"root": str(set_dir)}
+    cfg = Config(merge(cfg, {"data": {"sets": {name: spec}}}))
+    started = time.perf_counter()
+    raw = evaluate_config(cfg, model, body_model, representation, name, "test", limit)["raw"]
+    t = lambda k: torch.as_tensor(raw[k], dtype=torch.float32)  # noqa: E731
+    order = np.argsort(raw["index"])
+    params = FitParams(t("pred_rotmats"), t("pred_betas"), t("pred_transl")).select(torch.as_tensor(order))
+    return body_model, params, time.perf_counter() - started
