@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -97,6 +97,17 @@ def perturb(params: FitParams, seed: int, joint_deg: float = 15.0, orient_deg: f
     return FitParams(rot, betas, torch.cat([direction * depth[:, None], depth[:, None]], dim=1))
 
 
+def mean_pose_init(params: FitParams, seed: int, orient_deg: float = 10.0, depth_frac: float = 0.1) -> FitParams:
+    """A weak-regressor initialisation: every sample gets the set's mean local pose (chordal mean projected to
+    SO(3)) and mean shape, with the GT global orientation and camera perturbed as in :func:`perturb`."""
+    from hmr.rotations import special_procrustes
+    moved = perturb(params, seed, joint_deg=0.0, orient_deg=orient_deg, betas_std=0.0, depth_frac=depth_frac)
+    B = len(params)
+    local = special_procrustes(params.rotmats[:, 1:].mean(0, keepdim=True)).expand(B, -1, -1, -1)
+    return FitParams(torch.cat([moved.rotmats[:, :1], local], dim=1), params.betas.mean(0).expand(B, -1).clone(),
+                     moved.transl)
+
+
 def corrupt_keypoints(keypoints: Tensor, confidence: Tensor, box: Tensor, seed: int, noise: float = 0.0,
                       wrong_share: float = 0.0, wrong_confidence: float = 0.05):
     """(keypoints, confidence) with Gaussian noise of ``noise`` × box side (pixels) and a share of keypoints moved
@@ -126,33 +137,45 @@ def _summary(errors: Dict[str, np.ndarray]) -> Dict[str, float]:
     return {f"{k}_mm": round(1000.0 * float(np.mean(v)), 2) for k, v in errors.items()}
 
 
+CONDITIONS = {
+    "gt": "GT 2D keypoints (the visible ones): the ceiling of keypoint fitting",
+    "noisy": "GT 2D keypoints + Gaussian noise",
+    "occluded": "noisy, and a share of the keypoints moved to wrong places with low confidence",
+    "detected": "keypoints from a detector (file)",
+}
+
+
 def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: FitConfig = FitConfig(),
                   conditions: Sequence[str] = ("gt", "noisy", "occluded"), batch_size: int = 8, noise: float = 0.02,
-                  wrong_share: float = 0.2, seed: int = 0, init_name: str = "perturbed GT") -> Dict:
-    """Fit ``init`` to the labels' keypoints under each condition (``gt``: exact visible GT keypoints; ``noisy``:
-    + Gaussian noise of ``noise`` × box; ``occluded``: noisy, and ``wrong_share`` of them wrong with
-    confidence 0.05) and report errors before/after (mm), 2D errors, fallbacks and seconds per person-frame."""
+                  wrong_share: float = 0.2, wrong_confidence: float = 0.05, seed: int = 0,
+                  init_name: str = "perturbed GT", detections: Optional[Tuple[str, Tensor, Tensor]] = None) -> Dict:
+    """Fit ``init`` to the labels' keypoints under each condition (:data:`CONDITIONS`; ``noise`` and the
+    wrong keypoints' spread are fractions of the box side; ``detected`` needs ``detections`` = (joint set,
+    keypoints (N, K, 2) pixels, confidence (N, K))) and report errors before/after (mm), 2D errors, fallbacks
+    and seconds per person-frame (fits of ``batch_size`` people at a time)."""
     box = _boxes(body_model, labels)
-    keypoint_model = KeypointModel(body_model, labels.joint_set)
     if config.prior_components > 0:
         synthetic_pose_gmm(body_model, config.prior_components)  # built once, outside the timed fits
     before = score(body_model, labels.kind, init, labels.params)
     report = {"protocol": PROTOCOL_TEXT[labels.kind], "samples": len(labels), "init": init_name,
-              "joint_set": labels.joint_set, "batch_size": batch_size, "config": vars(config),
-              "before": _summary(before), "conditions": {}}
+              "batch_size": batch_size, "config": vars(config), "before": _summary(before), "conditions": {}}
     for name in conditions:
-        conf = labels.visible.float()
-        kp = labels.keypoints_2d
+        joint_set, conf, kp = labels.joint_set, labels.visible.float(), labels.keypoints_2d
         if name in ("noisy", "occluded"):
-            kp, conf, _ = corrupt_keypoints(kp, conf, box, seed + 1, noise, wrong_share if name == "occluded" else 0.0)
+            kp, conf, _ = corrupt_keypoints(kp, conf, box, seed + 1, noise, wrong_share if name == "occluded" else 0.0,
+                                            wrong_confidence)
+        elif name == "detected":
+            if detections is None:
+                raise ValueError("condition 'detected' needs detections (joint set, keypoints, confidence)")
+            joint_set, kp, conf = detections[0], detections[1][:len(labels)], detections[2][:len(labels)]
         elif name != "gt":
-            raise ValueError(f"unknown condition {name!r}; use gt, noisy, occluded")
+            raise ValueError(f"unknown condition {name!r}; known: {sorted(CONDITIONS)}")
+        keypoint_model = KeypointModel(body_model, joint_set)
         fitted, seconds, fell_back, err = [], 0.0, 0, {"px_before": [], "px_after": []}
         for start in range(0, len(labels), batch_size):
             sl = slice(start, start + batch_size)
             result = fit_to_keypoints(body_model, init.select(sl), kp[sl], conf[sl], labels.K[sl],
-                                      labels.joint_set, config, box_size=box[sl],
-                                      keypoint_model=keypoint_model)
+                                      joint_set, config, box_size=box[sl], keypoint_model=keypoint_model)
             fitted.append(result.params)
             seconds += result.seconds
             fell_back += int(result.fell_back.sum())
@@ -161,7 +184,7 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
         params = FitParams(*(torch.cat([getattr(p, f) for p in fitted]) for f in ("rotmats", "betas", "transl")))
         after = score(body_model, labels.kind, params, labels.params)
         report["conditions"][name] = {
-            "after": _summary(after),
+            "what": CONDITIONS[name], "joint_set": joint_set, "after": _summary(after),
             "mpjpe_change_pct": round(100.0 * (after["mpjpe"].mean() / before["mpjpe"].mean() - 1.0), 1),
             "pa_mpjpe_change_pct": round(100.0 * (after["pa_mpjpe"].mean() / before["pa_mpjpe"].mean() - 1.0), 1),
             "keypoint_error_px_before": round(float(torch.cat(err["px_before"]).nanmean()), 2),

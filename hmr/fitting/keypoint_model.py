@@ -1,12 +1,15 @@
-"""A body model cut down to the keypoints of one joint set: only the vertices the set reads are skinned.
+"""Keypoints of one joint set straight from pose and shape, without skinning a mesh.
 
-Fitting evaluates the model hundreds of times but needs only K keypoints: the SMPL kinematic joints need no
-vertices at all, OpenPose-25 a handful of picked vertices, the regressor-based sets (H36M-17, LSP-14, SPIN-24)
-the ~2.6k vertices their regressor rows touch instead of 6,890. :class:`KeypointModel` finds where each
-keypoint comes from through :meth:`BodyModel.keypoints` itself (probing it with marked inputs), so its output
-equals ``body_model.keypoints(...)`` exactly (a unit test checks it).
+Fitting evaluates the model hundreds of times but needs only K keypoints. SMPL kinematic joints need no
+vertices; a keypoint read from vertices — a picked vertex (OpenPose feet, fingertips) or a regressor row
+(H36M-17, LSP-14, SPIN-24) — is a fixed weighted sum of skinned vertices, and skinning is linear in the
+per-joint transforms, so the sum collapses: k_r = Σ_j T_j m_rj with m_rj = Σ_v W_rv w_vj [v_v; 1] precomputed
+(linear in β, and in the pose feature for models with pose correctives). One (B, R, J, 4) × (B, J, 3, 4)
+product replaces skinning the ~2.6k vertices the H36M regressor touches (or all 6,890).
 
-A set the model cannot provide directly may still be served by name from one it can (e.g. ``coco18`` from
+:class:`KeypointModel` finds where each keypoint comes from through :meth:`BodyModel.keypoints` itself (probing
+it with marked inputs), so its output equals ``body_model.keypoints(...)`` (a unit test checks it). A set the
+model cannot provide directly may still be served by name from one it can (e.g. ``coco18`` from
 ``openpose25``: every COCO-18 joint name is an OpenPose-25 joint name).
 """
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from hmr.body import joint_sets
-from hmr.body.lbs import kinematic_levels, pose_feature, shape_blend, skin
+from hmr.body.lbs import kinematic_levels, pose_feature, shape_blend
 
 
 def resolve_keypoint_set(body_model, set_name: str) -> Tuple[str, Optional[List[int]]]:
@@ -70,12 +73,12 @@ def _probe_sources(body_model, set_name: str) -> Tuple[List[int], List[int], Lis
 
 class KeypointModel(nn.Module):
     """Keypoints (B, K, 3) of ``set_name`` in the model frame from rotations (B, J, 3, 3) and betas (B, L),
-    skinning only the vertices the set needs. Shares ``body_model``'s buffers (device and dtype follow it)."""
+    without skinning a mesh (see the module docstring). Buffers follow ``body_model``'s device and dtype."""
 
     def __init__(self, body_model, set_name: str) -> None:
         super().__init__()
         self.set_name = set_name
-        self.num_joints = body_model.num_joints
+        self.num_joints = J = body_model.num_joints
         source, name_map = resolve_keypoint_set(body_model, set_name)
         joint_idx, vertex_idx, row_idx = _probe_sources(body_model, source)
         if name_map is not None:
@@ -86,40 +89,42 @@ class KeypointModel(nn.Module):
         self._slots = [torch.as_tensor(slot) for slot in tree.parent_slot]
         self._order_inverse = torch.as_tensor(tree.order_inverse)
         self._parents = torch.as_tensor((0,) + tuple(body_model.parents[1:]))
-        V = body_model.num_vertices
-        picked = body_model.keypoint_vertex_ids[[v for v in vertex_idx if v >= 0]].tolist()
-        used_rows = sorted({r for r in row_idx if r >= 0})
-        regressor = body_model.eval_regressor[used_rows] if used_rows else None
-        needed = set(picked)
-        if regressor is not None:
-            needed |= set((regressor.abs() > 0).any(dim=0).nonzero()[:, 0].tolist())
-        sub = torch.as_tensor(sorted(needed), dtype=torch.long)
-        position = {int(v): i for i, v in enumerate(sub.tolist())}
-        # gather index into [joints (J), sub-vertices (S), used regressor rows (R)]
-        S = len(sub)
-        index = []
+        V, L, dt = body_model.num_vertices, body_model.num_betas, body_model.v_template.dtype
+        # every vertex-based keypoint is a row of vertex weights W (R, V): one-hot for picked vertices
+        rows, index = [], []
         for j, v, r in zip(joint_idx, vertex_idx, row_idx):
             if j >= 0:
                 index.append(j)
-            elif v >= 0:
-                index.append(self.num_joints + position[int(body_model.keypoint_vertex_ids[v])])
+                continue
+            if v >= 0:
+                row = torch.zeros(V, dtype=torch.float64)
+                row[int(body_model.keypoint_vertex_ids[v])] = 1.0
             else:
-                index.append(self.num_joints + S + used_rows.index(r))
-        dt = body_model.v_template.dtype
-        L = body_model.num_betas
+                row = body_model.eval_regressor[r].double()
+            index.append(J + len(rows))
+            rows.append(row)
         self.register_buffer("index", torch.as_tensor(index, dtype=torch.long), persistent=False)
         self.register_buffer("joints_template", body_model.joints_template, persistent=False)
         self.register_buffer("joint_shapedirs_flat", body_model.joint_shapedirs_flat, persistent=False)
-        self.register_buffer("v_template", body_model.v_template[sub], persistent=False)
-        self.register_buffer("shapedirs_flat", body_model.shapedirs_flat.view(L, V, 3)[:, sub].reshape(L, -1),
-                             persistent=False)
-        self.register_buffer("weights", body_model.weights[sub], persistent=False)
-        posedirs = body_model.posedirs
-        self.register_buffer("posedirs", None if posedirs is None else
-                             posedirs.view(posedirs.shape[0], V, 3)[:, sub].reshape(posedirs.shape[0], -1),
-                             persistent=False)
-        self.register_buffer("regressor", None if regressor is None else regressor[:, sub].to(dt), persistent=False)
-        self.num_skinned = S
+        self.num_vertex_rows = len(rows)
+        self.has_pose_correctives = body_model.posedirs is not None
+        if rows:
+            # k_r = Σ_v W_rv Σ_j w_vj T_j [v_v; 1] = Σ_j T_j m_rj with m_rj = Σ_v W_rv w_vj [v_v; 1] (SMPL Eq. 4
+            # summed by the regressor); v_v is linear in β (and in the pose feature), so m_rj is too
+            W = torch.stack(rows)                                                    # (R, V)
+            WW = W[:, :, None] * body_model.weights.double()[None]                   # (R, V, J)
+            shapedirs = body_model.shapedirs_flat.double().T.reshape(V, 3, L)
+            self.register_buffer("m_template", torch.cat([
+                torch.einsum("rvj,vc->rjc", WW, body_model.v_template.double()), WW.sum(1)[..., None]], -1).to(dt),
+                persistent=False)                                                    # (R, J, 4)
+            self.register_buffer("m_shapedirs", torch.einsum("rvj,vcl->rjcl", WW, shapedirs).to(dt),
+                                 persistent=False)                                   # (R, J, 3, L)
+            posedirs = None
+            if self.has_pose_correctives:
+                P = body_model.posedirs.shape[0]
+                posedirs = torch.einsum("rvj,vcp->rjcp", WW,
+                                        body_model.posedirs.double().T.reshape(V, 3, P)).to(dt)
+            self.register_buffer("m_posedirs", posedirs, persistent=False)          # (R, J, 3, P) or None
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -142,16 +147,18 @@ class KeypointModel(nn.Module):
         rest = shape_blend(self.joints_template, self.joint_shapedirs_flat, betas).expand(batch, -1, -1)
         world = self.world_transforms(rotations, rest)
         joints = world[..., :3, 3]
-        sources = [joints]
-        if self.num_skinned:
-            # skinning transforms map rest positions to posed ones: [G_j | t_j − G_j J_j] (SMPL Eq. 4)
-            rot = world[..., :3, :3]
-            transforms = torch.cat([rot, (joints - (rot @ rest[..., None])[..., 0])[..., None]], dim=-1)
-            v = shape_blend(self.v_template, self.shapedirs_flat, betas)
-            if self.posedirs is not None:
-                v = v + (pose_feature(rotations) @ self.posedirs).view(batch, -1, 3)
-            verts = skin(v.expand(batch, -1, -1), self.weights, transforms)
-            sources.append(verts)
-            if self.regressor is not None:
-                sources.append(torch.einsum("rv,bvc->brc", self.regressor, verts))
-        return torch.cat(sources, dim=1).index_select(1, self.index)
+        if not self.num_vertex_rows:
+            return joints.index_select(1, self.index)
+        # skinning transforms [G_j | t_j − G_j J_j] (SMPL Eq. 4)
+        rot = world[..., :3, :3]
+        transforms = torch.cat([rot, (joints - (rot @ rest[..., None])[..., 0])[..., None]], dim=-1)
+        m = self.m_template.expand(batch, -1, -1, -1)
+        shift = 0.0
+        if betas is not None:
+            shift = torch.einsum("rjcl,bl->brjc", self.m_shapedirs[..., :betas.shape[1]], betas)
+        if self.m_posedirs is not None:
+            shift = shift + torch.einsum("rjcp,bp->brjc", self.m_posedirs, pose_feature(rotations))
+        if betas is not None or self.m_posedirs is not None:
+            m = m + torch.cat([shift, shift.new_zeros(shift.shape[:-1] + (1,))], dim=-1)
+        vertex_keypoints = torch.einsum("bjcd,brjd->brc", transforms, m)
+        return torch.cat([joints, vertex_keypoints], dim=1).index_select(1, self.index)

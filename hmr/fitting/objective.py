@@ -32,7 +32,7 @@ class FitConfig:
 
     iterations: int = 40            # all parameters
     camera_iterations: int = 10     # first stage: camera translation + global orientation only (SMPLify Sec. 3.3)
-    lr_rotation: float = 0.03       # radians per step (residual axis-angle δ)
+    lr_rotation: float = 0.05       # radians per step (residual axis-angle δ)
     lr_betas: float = 0.05          # shape units per step
     lr_camera: float = 0.01         # image-plane direction t_xy/t_z and log-depth per step
     sigma: float = 0.1              # Geman-McClure scale, fraction of the box side
@@ -40,7 +40,7 @@ class FitConfig:
     min_keypoints: int = 4          # fewer usable keypoints: the person is not fitted (falls back)
     w_reprojection: float = 1.0
     w_anchor_orient: float = 0.02
-    w_anchor_pose: float = 0.05
+    w_anchor_pose: float = 0.02
     w_anchor_shape: float = 0.01
     w_pose_prior: float = 0.002
     w_shape: float = 0.01
