@@ -128,3 +128,18 @@ def test_missing_mediapipe_weights_fail_before_anything_is_built(tmp_path, monke
     monkeypatch.setenv("HMR_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(pre.PretrainedWeightsError, match=r"does not exist.*setup_env\.sh"):
         build_regressor({"backbone": "blazepose_full", "pretrained": True, "input_size": [128, 96]}, 24, 9)
+
+
+def test_backbone_lr_scale_groups_and_frozen_parameters_left_out():
+    from hmr.engine.trainer import parameter_groups
+
+    model = build_regressor({"backbone": "efficientnet_lite0", "pretrained": True, "input_size": [64, 64],
+                             "pooling": "flatten"}, 16, 9)
+    encoder, rest = parameter_groups(model, 1e-3, 0.1)
+    assert encoder["lr"] == pytest.approx(1e-4) and rest["lr"] == pytest.approx(1e-3)
+    assert len(encoder["params"]) == len(list(model.backbone.model.parameters()))
+    assert len(encoder["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    frozen = build_regressor({"backbone": "efficientnet_lite0", "pretrained": True, "input_size": [64, 64],
+                              "pooling": "flatten", "freeze_backbone": True}, 16, 9)
+    groups = parameter_groups(frozen, 1e-3, 0.1)
+    assert len(groups) == 1 and groups[0]["lr"] == pytest.approx(1e-3)

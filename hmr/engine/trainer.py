@@ -5,7 +5,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -76,7 +76,9 @@ class Trainer:
         if self.weights.heatmap and self.model.heatmap_head is None:
             raise ValueError("loss.heatmap > 0 needs a heatmap head: set model.heatmaps.enabled=true "
                              "(with model.pooling=flatten)")
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(tcfg.lr),
+        self.optimizer = torch.optim.Adam(parameter_groups(self.model, float(tcfg.lr),
+                                                           float(tcfg.get("backbone_lr_scale", 1.0))),
+                                          lr=float(tcfg.lr),
                                           weight_decay=float(tcfg.get("weight_decay", 0.0)))
         self.total_steps = int(tcfg.steps)
         self.scheduler = build_scheduler(self.optimizer, tcfg.get("schedule", {}), self.total_steps)
@@ -346,3 +348,15 @@ class Trainer:
         with open(self.out_dir / "eval_history.csv", "a") as handle:
             handle.write(f"{self.step},{','.join(f'{k}={v:.3f}' for k, v in result['metrics'].items())}\n")
         return result["metrics"]
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, backbone_scale: float) -> List[Dict[str, Any]]:
+    """Optimizer groups: the pretrained encoder (``model.backbone.model``) at ``lr * backbone_scale`` (a
+    pretrained encoder is usually fine-tuned gently), everything else (heads, read-outs) at ``lr``. Frozen
+    parameters are left out."""
+    encoder = getattr(getattr(model, "backbone", None), "model", None)
+    encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) in encoder_ids],
+               "lr": lr * backbone_scale},
+              {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids], "lr": lr}]
+    return [g for g in groups if g["params"]]
