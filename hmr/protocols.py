@@ -11,13 +11,17 @@ What the evaluation loop hands to ``evaluate`` (N samples):
   :meth:`Protocol.gt_body_model_for` the sample's gender); with ``gt_from == "file"`` the dataset's
   ``joints_3d[..., :3]`` in ``gt_input_set``.
 - ``pred_vertices`` / ``gt_vertices`` where the protocol has vertex metrics.
+:meth:`Protocol.score` scores each metric only on the samples that have the ground truth it needs
+(:meth:`Protocol.requirements`: ``has_pose`` and ``has_betas`` for a GT mesh, ``has_3d`` for file joints,
+``has_vertices`` for file vertices), reports how many samples each metric used, and refuses (does not report
+0) a metric no sample is labelled for.
 Sources: SPIN/CLIFF evaluation (3DPW, H36M), FreiHAND's official eval (see shared/reference).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Mapping, Optional, Tuple
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -26,6 +30,27 @@ from hmr.body.joint_sets import LSP14_FROM_H36M17, LSP14_FROM_SPIN24, get_joint_
 
 _MAPS = {("h36m17", "lsp14"): LSP14_FROM_H36M17, ("spin24", "lsp14"): LSP14_FROM_SPIN24}
 GENDER_NAMES = {0: "male", 1: "female", -1: "neutral"}
+VERTEX_METRICS = frozenset({"pve", "pa_pve", "pa_mpvpe", "auc_vertices", "f@5mm", "f@15mm"})
+#: Ground-truth labels a metric may need: name -> (item flag, what it is).
+GT_LABELS = {"pose": ("has_pose", "GT pose"), "betas": ("has_betas", "GT shape (betas)"),
+             "3d": ("has_3d", "GT 3D joints"), "vertices": ("has_vertices", "GT vertices")}
+
+
+def summary_key(metric: str) -> str:
+    """The key a protocol metric has in a summary (``pa_mpjpe`` -> ``pa_mpjpe_mm``; AUC/F-scores unchanged)."""
+    return f"{metric}_mm" if metric in ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "pa_mpvpe") else metric
+
+
+@dataclass
+class Scored:
+    """:meth:`Protocol.score` output: summary ``metrics``, the samples each one used (``counts``), the metrics
+    ``refused`` for want of labelled samples (key -> reason), and 1-D ``per_sample`` errors over all N samples
+    (NaN where a sample was not scored)."""
+
+    metrics: Dict[str, float] = field(default_factory=dict)
+    counts: Dict[str, int] = field(default_factory=dict)
+    refused: Dict[str, str] = field(default_factory=dict)
+    per_sample: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,14 +131,15 @@ class Protocol:
                              f"in joint set {set_name}, got {joints.shape}")
 
     def evaluate(self, pred_joints: M.ArrayLike, gt_joints: M.ArrayLike, pred_vertices: Optional[M.ArrayLike] = None,
-                 gt_vertices: Optional[M.ArrayLike] = None) -> Dict[str, np.ndarray]:
-        """Per-sample errors (metres; F-scores as fractions) for the protocol's metrics."""
+                 gt_vertices: Optional[M.ArrayLike] = None, with_vertices: bool = True) -> Dict[str, np.ndarray]:
+        """Per-sample errors (metres; F-scores as fractions) for the protocol's metrics (``with_vertices``
+        False: the joint metrics only)."""
         pred, gt = M.as_points(pred_joints, "pred_joints"), M.as_points(gt_joints, "gt_joints")
         if len(pred) != len(gt):
             raise ValueError(f"protocol {self.name}: {len(pred)} predictions for {len(gt)} GT samples")
         self._check_set(pred, self.input_set, "pred_joints")
         self._check_set(gt, self.gt_input_set, "gt_joints")
-        needs_vertices = any(m in self.metrics for m in ("pve", "pa_pve", "pa_mpvpe", "f@5mm", "f@15mm"))
+        needs_vertices = with_vertices and any(m in self.metrics for m in VERTEX_METRICS)
         if needs_vertices and (pred_vertices is None or gt_vertices is None):
             raise ValueError(f"protocol {self.name} reports {list(self.metrics)}: give pred_vertices and gt_vertices")
         if self.alignment == "freihand_official":
@@ -135,6 +161,56 @@ class Protocol:
                 out["pve"] = M.pve(pv - pred_root, gv - gt_root)
             if "pa_pve" in self.metrics:
                 out["pa_pve"] = M.pa_pve(pv, gv)
+        return out
+
+    def requirements(self, metric: str) -> Tuple[str, ...]:
+        """The ground truth (keys of :data:`GT_LABELS`) a sample needs to be scored by ``metric``."""
+        if self.gt_from_mesh:
+            return ("pose", "betas")
+        return ("vertices",) if metric in VERTEX_METRICS else ("3d",)
+
+    def score(self, pred_joints: M.ArrayLike, gt_joints: M.ArrayLike, pred_vertices: Optional[M.ArrayLike],
+              gt_vertices: Optional[M.ArrayLike], labelled: Mapping[str, np.ndarray],
+              also_needs: Iterable[str] = ()) -> Scored:
+        """Each metric on the samples labelled for it. ``labelled``: GT name (:data:`GT_LABELS`) -> (N,) bool; a
+        missing name (or ``gt_vertices`` None) means no sample has it. ``also_needs``: labels every metric needs
+        besides its own (the oracle source predicts from GT pose and shape)."""
+        n = len(M.as_points(pred_joints, "pred_joints"))
+        out = Scored()
+        groups: Dict[Tuple[str, ...], list] = {}
+        for metric in self.metrics:
+            needs = tuple(dict.fromkeys(self.requirements(metric) + tuple(also_needs)))
+            groups.setdefault(needs, []).append(metric)
+        for needs, metrics in groups.items():
+            mask = np.ones(n, dtype=bool)
+            for name in needs:
+                have = labelled.get(name)
+                if name == "vertices" and gt_vertices is None:
+                    have = None
+                mask &= np.zeros(n, dtype=bool) if have is None else np.asarray(have, dtype=bool).reshape(n)
+            keys = [summary_key(m) for m in metrics]
+            if not mask.any():
+                reason = "; ".join(f"{GT_LABELS[name][1]} ({GT_LABELS[name][0]}): "
+                                   f"{int(np.asarray(labelled[name]).sum()) if name in labelled else 0} of {n}"
+                                   for name in needs if name in GT_LABELS)
+                out.refused.update({k: f"no sample is labelled for it ({reason} samples)" for k in keys})
+                out.per_sample.update({m: np.full(n, np.nan) for m in metrics if not m.startswith("auc")})
+                continue
+            vertices = any(m in VERTEX_METRICS for m in metrics)
+            pick = lambda a: None if a is None or not vertices else np.asarray(a)[mask]  # noqa: E731
+            errors = self.evaluate(np.asarray(pred_joints)[mask], np.asarray(gt_joints)[mask], pick(pred_vertices),
+                                   pick(gt_vertices), with_vertices=vertices)
+            summary = self.summarize(errors)
+            for key in keys:
+                out.metrics[key], out.counts[key] = summary[key], int(mask.sum())
+            for name, values in errors.items():
+                if values.ndim == 1 and summary_key(name) in keys:
+                    full = np.full(n, np.nan)
+                    full[mask] = values
+                    out.per_sample[name] = full
+        order = [summary_key(m) for m in self.metrics]
+        out.metrics = {k: out.metrics[k] for k in order if k in out.metrics}
+        out.counts = {k: out.counts[k] for k in order if k in out.counts}
         return out
 
     def summarize(self, errors: Mapping[str, np.ndarray]) -> Dict[str, float]:

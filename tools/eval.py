@@ -5,16 +5,23 @@
     python tools/eval.py --config CFG --dataset synth_body --oracle      # GT through the same path: must be 0
     python tools/eval.py --config CFG --baseline mean-pose                # the training set's mean pose
 
-Writes the JSON (metrics + protocol + counts + time), <out>.per_sample.npz, and with --render N the N best and
-worst samples as overlay PNGs next to the JSON.
+Writes the JSON (metrics with the number of samples each scored + protocol + data paths + mappings + time),
+<out>.per_sample.npz, and with --render N the N best and worst samples as overlay PNGs next to the JSON. A metric
+is scored on the samples that have the ground truth it needs; one that no sample supports is refused (listed,
+not reported as 0).
+
+The checkpoint fixes the architecture (model, body model, representation, crop size); --config contributes its
+data and eval sections; overrides (key=value) may change data.*, eval.* and representation.* (e.g.
+representation.inference=train); an override that contradicts the checkpoint or only affects training is refused.
 """
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from hmr.config import ConfigError, load_config
-from hmr.engine.checkpoint import CheckpointError
+from hmr.config import ConfigError
+from hmr.engine.checkpoint import CheckpointError, load_checkpoint
+from hmr.engine.eval_config import resolve_eval_config
 from hmr.engine.eval_job import run_eval
 from hmr.utils.logging import setup_logging
 
@@ -40,7 +47,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        cfg = load_config(args.config, args.overrides) if args.config else None
+        stored = load_checkpoint(args.checkpoint)["config"] if args.checkpoint else None
+        cfg = resolve_eval_config(stored, args.config, args.overrides, args.checkpoint or "the checkpoint")
         report = run_eval(cfg, args.checkpoint, args.dataset, args.split, Path(args.out), args.batch_size,
                           args.workers, args.max_samples,
                           "oracle" if args.oracle else (args.baseline or "model"), args.render, args.device,
@@ -51,11 +59,14 @@ def main(argv=None) -> int:
     protocol = report["protocol"]
     print(f"protocol: {protocol['name']} | dataset {report['dataset']['name']}/{report['dataset']['split']} | "
           f"joints {protocol['joint_set']} | alignment {protocol['alignment']} | "
-          f"GT model {protocol['gt_body_model']} | {report['count']} samples"
+          f"GT model {protocol['gt_body_model']} | {report['count']} readable samples, "
+          f"unreadable images: {report['unreadable']} | inference mapping: {report['inference_mapping']}"
           + ("" if report["source"] == "model" else f" | source: {report['source'].upper()}"))
-    width = max(len(k) for k in report["metrics"])
+    width = max(len(k) for k in [*report["metrics"], *report["refused_metrics"]])
     for key, value in report["metrics"].items():
-        print(f"  {key:<{width}}  {value:10.3f}")
+        print(f"  {key:<{width}}  {value:10.3f}  (n={report['metric_samples'][key]})")
+    for key, reason in report["refused_metrics"].items():
+        print(f"  {key:<{width}}  refused: {reason}")
     print(f"wrote {args.out} and {report['per_sample_file']}")
     for label, paths in report.get("renders", {}).items():
         print(f"  {label}: {len(paths)} overlays")

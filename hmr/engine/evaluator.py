@@ -19,7 +19,7 @@ from tqdm import tqdm
 from hmr.engine.forward import Annealing, OrthoSwitches, blended_matrices, body_forward, decode_outputs
 from hmr.engine.gap import gap_report, kinematic_joints
 from hmr.engine.refit import refit_shape
-from hmr.protocols import Protocol, get_protocol
+from hmr.protocols import GT_LABELS, Protocol, get_protocol
 
 log = logging.getLogger(__name__)
 SOURCES = ("model", "oracle", "mean-pose")
@@ -105,7 +105,6 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
             train_body = body_forward(body_model, train_rotmats, raw["betas"], None, {})
             fields.update(train_vertices=train_body["vertices"], train_rotmats=train_rotmats,
                           train_kinematic=train_body["joints"], pred_kinematic=pred["joints"],
-                          has_pose=batch["has_pose"],
                           gt_kinematic=kinematic_joints(body_model, batch["pose"],
                                                         batch["betas"][:, :body_model.num_betas]))
             if refit:
@@ -123,6 +122,7 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
             "gt_keypoints_2d": batch["keypoints_2d"], "gender": batch["gender"], "index": batch["index"],
             "focal": batch["focal"], "img_size": batch["img_size"],
             "valid": batch["valid"],
+            **{flag: batch[flag] for flag, _ in GT_LABELS.values() if flag in batch},
         })
         if protocol.gt_from_mesh:
             fields["gt_vertices"], fields["gt_joints"] = _gt_mesh(gt_models, batch, protocol.input_set)
@@ -159,7 +159,8 @@ def _fixed_outputs(representation, body_model, batch: Mapping[str, torch.Tensor]
 
 def mean_pose(dataset, max_items: int = 5000) -> Tuple[torch.Tensor, torch.Tensor]:
     """The mean-pose baseline from a dataset's annotations (no images read): per joint the chordal mean of the
-    GT rotations projected to SO(3) (special Procrustes), and the mean shape, over up to ``max_items`` samples."""
+    GT rotations projected to SO(3) (special Procrustes) over the samples with ``has_pose``, and the mean shape
+    over those with ``has_betas``, among the first ``max_items`` samples."""
     from hmr.rotations import special_procrustes
     count = min(len(dataset), max_items)
     if count == 0:
@@ -169,45 +170,68 @@ def mean_pose(dataset, max_items: int = 5000) -> Tuple[torch.Tensor, torch.Tenso
         ann = dataset.annotation(i)
         if ann.has_pose:
             poses.append(np.asarray(ann.pose, dtype=np.float64))
+        if ann.has_betas:
             betas.append(np.asarray(ann.betas, dtype=np.float64))
     if not poses:
         raise ValueError("the dataset has no pose annotations to average")
+    if not betas:
+        log.warning("no shape (betas) annotations in the first %d samples: the mean-pose baseline uses the "
+                    "template shape (zero betas)", count)
+        betas = [np.zeros_like(np.asarray(dataset.annotation(0).betas, dtype=np.float64))]
     mean_rot = special_procrustes(torch.as_tensor(np.mean(poses, axis=0)))
     return mean_rot.float(), torch.as_tensor(np.mean(betas, axis=0)).float()
 
 
-def score(protocol: Protocol, data: Mapping[str, np.ndarray]) -> Dict[str, Any]:
-    """The protocol's metrics (means; mm) and per-sample errors from :func:`collect` output."""
+def labels(data: Mapping[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.ndarray]:
+    """GT name (``hmr.protocols.GT_LABELS``) -> (n,) bool of the ``rows`` labelled for it (absent: none are)."""
+    return {name: data[flag][rows] > 0 for name, (flag, _) in GT_LABELS.items() if flag in data}
+
+
+def score(protocol: Protocol, data: Mapping[str, np.ndarray], source: str = "model") -> Dict[str, Any]:
+    """The protocol's metrics (means; mm) from :func:`collect` output, each on the readable samples that have
+    the ground truth it needs; ``metric_samples`` says how many, ``refused`` which metrics no sample supports.
+    Raises ``ValueError`` when no metric can be scored."""
     valid = data["valid"] > 0
     if not valid.any():
         raise ValueError(f"{protocol.name}: no readable samples to score")
     pick = lambda key: data[key][valid] if key in data else None  # noqa: E731
-    errors = protocol.evaluate(pick("pred_joints"), pick("gt_joints"), pick("pred_vertices"), pick("gt_vertices"))
-    summary = protocol.summarize(errors)
-    per_sample = {k: v for k, v in errors.items() if v.ndim == 1}
+    labelled = labels(data, valid)
+    also = ("pose", "betas") if source == "oracle" else ()   # the oracle predicts from GT pose and shape
+    scored = protocol.score(pick("pred_joints"), pick("gt_joints"), pick("pred_vertices"), pick("gt_vertices"),
+                            labelled, also_needs=also)
+    if not scored.metrics:
+        raise ValueError(f"{protocol.name}: no metric can be scored: " + "; ".join(
+            f"{k}: {reason}" for k, reason in scored.refused.items()))
+    summary, counts, per_sample = dict(scored.metrics), dict(scored.counts), dict(scored.per_sample)
+    readable = int(valid.sum())
     gap = None
     if "train_vertices" in data:
-        # PRoM's train/inference gap: the mesh the losses saw vs the exported (projected) mesh.
+        # PRoM's train/inference gap: the mesh the losses saw vs the exported (projected) mesh (no GT needed).
         pve_gap = np.linalg.norm(pick("train_vertices") - pick("pred_vertices"), axis=-1).mean(axis=-1)
         per_sample["inference_gap_pve"] = pve_gap
         per_sample["inference_gap_mpjpe"] = np.linalg.norm(
             pick("train_kinematic") - pick("pred_kinematic"), axis=-1).mean(axis=-1)
         summary["inference_gap_pve_mm"] = 1000.0 * float(pve_gap.mean())
         tensor = lambda key: torch.from_numpy(pick(key))  # noqa: E731
+        gt_rows = labelled.get("pose", np.zeros(readable, bool)) & labelled.get("betas", np.zeros(readable, bool))
         gap = gap_report(tuple(int(p) for p in data["parents"]), tensor("train_rotmats"), tensor("train_kinematic"),
                          tensor("pred_kinematic"), gt_joints=tensor("gt_kinematic"),
-                         gt_mask=tensor("has_pose") > 0)
+                         gt_mask=torch.from_numpy(gt_rows))
         summary.update({k: v for k, v in gap["metrics"].items() if k not in summary})
+        for key in summary:
+            if key not in counts:
+                counts[key] = int(gt_rows.sum()) if key.endswith("_bone_error_mm") else readable
     if "refit_joints" in data:
-        refit_errors = protocol.summarize(protocol.evaluate(pick("refit_joints"), pick("gt_joints"),
-                                                            pick("refit_vertices"),
-                                                            pick("gt_vertices")))
-        summary.update({f"refit_{k}": v for k, v in refit_errors.items()})
+        refit = protocol.score(pick("refit_joints"), pick("gt_joints"), pick("refit_vertices"), pick("gt_vertices"),
+                               labelled)
+        summary.update({f"refit_{k}": v for k, v in refit.metrics.items()})
+        counts.update({f"refit_{k}": v for k, v in refit.counts.items()})
         summary["refit_gap_mpjpe_mm"] = 1000.0 * float(np.linalg.norm(
             pick("refit_kinematic") - pick("train_kinematic"), axis=-1).mean())
         summary["refit_betas_drift"] = float(pick("refit_betas_drift").mean())
-    return {"metrics": summary, "per_sample": per_sample, "count": int(valid.sum()),
-            "unreadable": int((~valid).sum()), "gap": gap}
+        counts["refit_gap_mpjpe_mm"] = counts["refit_betas_drift"] = readable
+    return {"metrics": summary, "metric_samples": {k: counts[k] for k in summary}, "refused": scored.refused,
+            "per_sample": per_sample, "count": readable, "unreadable": int((~valid).sum()), "gap": gap}
 
 
 def evaluate(model, representation, body_model, dataset, protocol: Protocol, switches: OrthoSwitches,
@@ -228,7 +252,7 @@ def evaluate(model, representation, body_model, dataset, protocol: Protocol, swi
     gt_models = GroundTruthModels(protocol, device, default=default_gt)
     data = collect(model, representation, body_model, dataset, protocol, switches, keypoint_set, batch_size,
                    num_workers, max_samples, source, gt_models, fixed_pose, refit, train_blend)
-    result = score(gt_models.protocol, data)
+    result = score(gt_models.protocol, data, source)
     result.update(protocol=gt_models.protocol.to_dict(), seconds=round(time.time() - t0, 2), source=source,
                   representation=representation.name, inference_mapping=switches.inference)
     result["raw"] = data
