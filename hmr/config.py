@@ -174,7 +174,8 @@ def _assign(node: Dict[str, Any], dotted: str, value: Any, raw: Optional[str], w
     if isinstance(current, Mapping):
         if not isinstance(value, Mapping):
             example = next(iter(current), "key")
-            raise ConfigError(f"{where}: {dotted!r} is a section, not a value (got {raw if raw is not None else value!r}); "
+            got = raw if raw is not None else repr(value)
+            raise ConfigError(f"{where}: {dotted!r} is a section, not a value (got {got}); "
                               f"set one of its keys, e.g. {dotted}.{example}=...")
         for sub, sub_value in value.items():
             _assign(current, f"{dotted}.{sub}", sub_value, None, where)
