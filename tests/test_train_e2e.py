@@ -34,8 +34,9 @@ def test_train_then_eval(tiny_synthetic_root, tmp_path, config):
     out = tmp_path / "run"
     proc = run_tool("tools/train.py", "--config", f"configs/{config}.yaml", "--out", out,
                     *overrides(tiny_synthetic_root, "train.steps=3"))
-    assert "final evaluation" in proc.stdout
+    assert "final evaluation" in proc.stdout and "(n=8)" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["eval_metric_samples"]) == set(summary["eval"])
     assert summary["steps"] == 3 and summary["skipped_steps"] == 0
     assert (out / "checkpoints/last.pt").is_file() and (out / "log.csv").is_file()
     result = tmp_path / "eval.json"
@@ -43,6 +44,7 @@ def test_train_then_eval(tiny_synthetic_root, tmp_path, config):
                     f"data.root={tiny_synthetic_root}")
     report = json.loads(result.read_text())
     assert report["count"] == 8 and report["source"] == "model"
+    assert report["metric_samples"]["pa_mpjpe_mm"] == 8 and "(n=8)" in proc.stdout
     assert report["protocol"]["name"] in ("synth_body_test", "synth_hand_eval")
     assert all(v == v for v in report["metrics"].values())  # no NaN
     assert (tmp_path / "eval.per_sample.npz").is_file()

@@ -49,7 +49,11 @@ def main(argv=None) -> int:
         print(f"error: {describe_os_error(exc, out)}", file=sys.stderr)
         return 4
     if summary.get("eval"):
-        print("final evaluation:", ", ".join(f"{k}={v:.2f}" for k, v in summary["eval"].items()))
+        counts = summary.get("eval_metric_samples", {})
+        print("final evaluation:",
+              ", ".join(f"{k}={v:.2f} (n={counts.get(k, '?')})" for k, v in summary["eval"].items()))
+        for key, reason in summary.get("eval_refused_metrics", {}).items():
+            print(f"  {key} refused: {reason}")
     print(f"steps: {summary['steps']} (skipped {summary['skipped_steps']}), "
           f"unreadable images: {summary['unreadable_images']}, {summary['seconds']} s")
     written = [f"{out}/checkpoints/last.pt", f"{out}/log.csv", f"{out}/summary.json"]

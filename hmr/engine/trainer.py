@@ -275,7 +275,11 @@ class Trainer:
             "checkpoint": str(self.last_checkpoint),
         }
         if eval_every or tcfg.get("final_eval", True):
-            summary["eval"] = self._evaluate()
+            result = self._evaluate()
+            summary["eval"] = result["metrics"] if result else None
+            if result:
+                summary["eval_metric_samples"] = result["metric_samples"]
+                summary["eval_refused_metrics"] = result["refused"]
         if self.dist.is_main:
             write_json(self.out_dir / "summary.json", summary)
         cleanup(self.dist)
@@ -337,6 +341,7 @@ class Trainer:
             self.writer.flush()
 
     def _evaluate(self) -> Optional[Dict[str, Any]]:
+        """Evaluate on ``eval.dataset`` (rank 0): ``metrics``, ``metric_samples``, ``refused`` (None elsewhere)."""
         if not self.dist.is_main or not self.cfg.get("eval"):
             return None
         from hmr.engine.evaluator import evaluate_config
@@ -347,7 +352,7 @@ class Trainer:
                 self.writer.add_scalar(f"eval/{key}", value, self.step)
         with open(self.out_dir / "eval_history.csv", "a") as handle:
             handle.write(f"{self.step},{','.join(f'{k}={v:.3f}' for k, v in result['metrics'].items())}\n")
-        return result["metrics"]
+        return {k: result[k] for k in ("metrics", "metric_samples", "refused")}
 
 
 def parameter_groups(model: torch.nn.Module, lr: float, backbone_scale: float) -> List[Dict[str, Any]]:
