@@ -15,7 +15,8 @@ Paths come from one data root (``data.root``, default ``data``). Built-in names 
 options (``crop_size``, ``on_bad_image``, FreiHAND ``versions``/``load_vertices``/``hands_mean``/``bbox_expand``,
 3DPW ``bbox_expand``/``use_intrinsics``). FreiHAND-layout sets whose poses come from ``*_mano.json`` must say how
 to read them: ``hands_mean`` = ``mano-right`` (the official MANO file's mean), a .npy path or a list of 45 numbers
-(the poses are relative to it, FreiHAND's convention), or ``flat`` (the poses are absolute; ``synth_hand``'s default). Relative paths are under ``data.root``.
+(the poses are relative to it, FreiHAND's convention), or ``flat`` (the poses are absolute; ``synth_hand``'s
+default). Relative paths are under ``data.root``.
 Other keys read here: ``data.crop_size`` [H, W], ``data.augment`` (see :class:`hmr.data.augment.AugmentConfig`),
 ``data.train`` (list of names, or mapping name → ratio), ``data.ratios``, ``data.epoch_length``, ``data.seed``.
 """

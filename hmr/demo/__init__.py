@@ -1,8 +1,9 @@
 """hmr.demo: images, folders and videos → meshes, smplx-named parameters and overlays (``tools/demo.py``).
 
 Public API: :class:`DemoModel` (checkpoint → batched full-frame predictions), :func:`check_demo_inputs` (what can
-fail before a checkpoint loads) and :func:`run_demo` with :class:`DemoOptions`, :func:`build_detector` / :func:`register_detector` (detector plug-ins),
-:class:`Detection`, :func:`resolve_focal`, :func:`synthetic_mask_iou` / :func:`mask_iou`.
+fail before a checkpoint loads) and :func:`run_demo` with :class:`DemoOptions`, :func:`build_detector` /
+:func:`register_detector` (detector plug-ins), :class:`Detection`, :func:`resolve_focal`,
+:func:`synthetic_mask_iou` / :func:`mask_iou`.
 """
 from hmr.demo.boxes import Detection, center_scale, parse_bbox
 from hmr.demo.detectors import DetectorError, build_detector, register_detector

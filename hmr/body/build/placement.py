@@ -27,7 +27,8 @@ MAX_MOVE = 0.03  # metres
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     normals = np.zeros_like(vertices)
-    face_normals = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    corners = vertices[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     for k in range(3):
         np.add.at(normals, faces[:, k], face_normals)
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)

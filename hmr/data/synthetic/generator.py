@@ -217,8 +217,8 @@ def _check_manifest(set_dir: Path, spec: SetSpec, overwrite: bool) -> None:
                              "to start over") from exc
         changes = settings_differences(old, spec.to_dict())
         if changes:
-            raise ValueError(f"{set_dir} holds a set made with different settings ({'; '.join(changes)}). To start over, "
-                             f"rerun with --overwrite (deletes that folder first); or give the new set another name "
+            raise ValueError(f"{set_dir} holds a set made with different settings ({'; '.join(changes)}). "
+                             f"To start over, rerun with --overwrite (deletes that folder first); or give the new set another name "
                              f"({spec.kind}.name=...); or go back to the settings in {manifest}")
     else:
         write_json(manifest, spec.to_dict())
