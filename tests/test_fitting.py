@@ -1,6 +1,7 @@
 """Keypoint-guided fitting (hmr.fitting): formulas against independent oracles (finite differences, scipy),
 the sub-mesh keypoint model against BodyModel.keypoints, and fits on synthetic bodies and hands with known GT."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -197,7 +198,7 @@ def test_nan_keypoints_and_divergence_fall_back_with_a_flag(mano_right):
     masked = fit_to_keypoints(mano_right, init, kp, conf, K_CAM, "freihand21", mask=mask)
     assert masked.status[0] == "too_few_keypoints"
     blown = fit_to_keypoints(mano_right, init, kp, conf, K_CAM, "freihand21",
-                             FitConfig(lr_camera=1e6, lr_rotation=1e6, lr_betas=1e6))
+                             FitConfig.preset("hand", lr_camera=1e6, lr_rotation=1e6, lr_betas=1e6))
     assert blown.diverged[[0, 2]].all() and blown.fell_back.all()
     assert blown.status == ("diverged", "too_few_keypoints", "diverged")
     torch.testing.assert_close(blown.params.transl, init.transl)
@@ -213,7 +214,7 @@ def test_bad_start_falls_back(mano_right):
 def test_a_batch_fits_each_person_as_alone(mano_right):
     gt, init, kp = _setup(mano_right, "freihand21", n=3)
     conf = torch.rand(kp.shape[:2], generator=torch.Generator().manual_seed(1)) * 0.8 + 0.2
-    cfg = FitConfig(iterations=15)
+    cfg = FitConfig.preset("hand", iterations=15)
     batch = fit_to_keypoints(mano_right, init, kp, conf, K_CAM.expand(3, 3, 3), "freihand21", cfg)
     for b in range(3):
         alone = fit_to_keypoints(mano_right, init.select(slice(b, b + 1)), kp[b:b + 1], conf[b:b + 1], K_CAM,
@@ -232,9 +233,9 @@ def test_sequence_starts_from_the_previous_fit_and_smooths(mano_right):
         kp = project_keypoints(mano_right, gt, K_CAM, "freihand21")
         kps.append(kp + 2.0 * torch.randn(kp.shape, generator=torch.Generator().manual_seed(t)))
     conf = [torch.ones(1, 21)] * frames
-    cfg = FitConfig(iterations=20)
-    smooth = fit_sequence(mano_right, preds, kps, conf, K_CAM, "freihand21", FitConfig(iterations=20, w_smooth=1.0))
-    free = fit_sequence(mano_right, preds, kps, conf, K_CAM, "freihand21", FitConfig(iterations=20, w_smooth=0.0))
+    cfg = FitConfig.preset("hand", iterations=20)
+    smooth = fit_sequence(mano_right, preds, kps, conf, K_CAM, "freihand21", replace(cfg, w_smooth=1.0))
+    free = fit_sequence(mano_right, preds, kps, conf, K_CAM, "freihand21", replace(cfg, w_smooth=0.0))
     alone = [fit_to_keypoints(mano_right, p, k, c, K_CAM, "freihand21", cfg, keypoint_model=KeypointModel(
         mano_right, "freihand21")) for p, k, c in zip(preds[1:], kps[1:], conf[1:])]
     # later frames start from the previous fit: already close to the keypoints before any step
@@ -259,6 +260,9 @@ def test_fit_params_conversions(smpl):
         FitParams(gt.rotmats, gt.betas, gt.transl[:1])
     with pytest.raises(ValueError, match="keypoints"):
         fit_to_keypoints(smpl, gt, torch.zeros(2, 5, 2), torch.ones(2, 5), K_CAM, "spin24")
+    assert FitConfig.preset("hand").lr_camera > FitConfig.preset("body").lr_camera
+    with pytest.raises(ValueError, match="sigma"):
+        FitConfig(sigma=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from hmr.utils.io import write_json
 from hmr.utils.logging import setup_logging
 
 
-def _config(pairs) -> FitConfig:
+def _config(kind: str, pairs) -> FitConfig:
     fields = {f.name: f.type for f in dataclasses.fields(FitConfig)}
     values = {}
     for pair in pairs:
@@ -37,7 +37,7 @@ def _config(pairs) -> FitConfig:
         if key not in fields:
             raise ValueError(f"unknown FitConfig field {key!r}; known: {sorted(fields)}")
         values[key] = int(value) if fields[key] in (int, "int") else float(value)
-    return FitConfig(**values)
+    return FitConfig.preset(kind, **values)
 
 
 def main(argv=None) -> int:
@@ -62,14 +62,15 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="people fitted together (a frame's people)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="FitConfig fields")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="FitConfig fields over the kind's preset (FitConfig.preset)")
     parser.add_argument("--out", help="also write the report as JSON here")
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
     try:
-        config = _config(args.set)
         labels = load_synthetic_labels(Path(args.set_dir), args.split, args.num)
+        config = _config(labels.kind, args.set)
         regressor_seconds = None
         if args.checkpoint:
             model, init, regressor_seconds = regressor_init(args.checkpoint, Path(args.set_dir), args.num)

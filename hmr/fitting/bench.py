@@ -145,7 +145,7 @@ CONDITIONS = {
 }
 
 
-def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: FitConfig = FitConfig(),
+def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: Optional[FitConfig] = None,
                   conditions: Sequence[str] = ("gt", "noisy", "occluded"), batch_size: int = 8, noise: float = 0.02,
                   wrong_share: float = 0.2, wrong_confidence: float = 0.05, seed: int = 0,
                   init_name: str = "perturbed GT", detections: Optional[Tuple[str, Tensor, Tensor]] = None) -> Dict:
@@ -153,6 +153,7 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
     wrong keypoints' spread are fractions of the box side; ``detected`` needs ``detections`` = (joint set,
     keypoints (N, K, 2) pixels, confidence (N, K))) and report errors before/after (mm), 2D errors, fallbacks
     and seconds per person-frame (fits of ``batch_size`` people at a time)."""
+    config = FitConfig.preset(labels.kind) if config is None else config
     box = _boxes(body_model, labels)
     if config.prior_components > 0:
         synthetic_pose_gmm(body_model, config.prior_components)  # built once, outside the timed fits

@@ -164,7 +164,7 @@ class _Problem:
         for count, groups in ((cfg.camera_iterations, camera), (cfg.iterations, full)):
             if count == 0:
                 continue
-            optimizer = torch.optim.Adam(groups)
+            optimizer = torch.optim.Adam(groups, foreach=True)
             for _ in range(count):
                 optimizer.zero_grad(set_to_none=True)
                 self.record(camera_only=groups is camera).sum().backward()
@@ -178,7 +178,7 @@ class _Problem:
 
 
 def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence: Tensor, K: Tensor,
-                     joint_set: str, config: FitConfig = FitConfig(), mask: Optional[Tensor] = None,
+                     joint_set: str, config: Optional[FitConfig] = None, mask: Optional[Tensor] = None,
                      anchor: Optional[FitParams] = None, previous: Optional[FitParams] = None,
                      box_size: Optional[Tensor] = None, keypoint_model: Optional[KeypointModel] = None) -> FitResult:
     """Fit ``body_model`` to 2D ``keypoints`` (B, K, 2) pixels of ``joint_set`` (any set the model provides,
@@ -189,8 +189,10 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     regressor's prediction; ``previous`` (video) adds the smoothness term towards the previous frame's fit.
     ``box_size`` (B,) pixels sets the scale of residuals (default: extent of the start's projected keypoints).
     ``keypoint_model``: a prebuilt :class:`KeypointModel` of ``joint_set`` (saves its set-up per call).
+    ``config`` defaults to ``FitConfig.preset(body_model.kind)``.
     """
     t0 = time.perf_counter()
+    config = FitConfig.preset(body_model.kind) if config is None else config
     model = keypoint_model if keypoint_model is not None and keypoint_model.set_name == joint_set \
         else KeypointModel(body_model, joint_set)
     opts = {"dtype": body_model.v_template.dtype, "device": body_model.v_template.device}
@@ -244,7 +246,7 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
 
 def fit_sequence(body_model, predictions: Sequence[FitParams], keypoints: Sequence[Tensor],
                  confidence: Sequence[Tensor], K: Union[Tensor, Sequence[Tensor]], joint_set: str,
-                 config: FitConfig = FitConfig(), masks: Optional[Sequence[Optional[Tensor]]] = None
+                 config: Optional[FitConfig] = None, masks: Optional[Sequence[Optional[Tensor]]] = None
                  ) -> List[FitResult]:
     """Fit a video: frame t holds the same B tracked people in the same order. Frame t starts from frame t−1's
     fit of each person (its regressor prediction where that fit fell back), is anchored to its own prediction
@@ -281,7 +283,7 @@ def project_keypoints(body_model, params: FitParams, K: Tensor, joint_set: str) 
 
 
 def fit_gt_ceiling(body_model, init: FitParams, gt: FitParams, K: Tensor, joint_set: str,
-                   config: FitConfig = FitConfig()) -> FitResult:
+                   config: Optional[FitConfig] = None) -> FitResult:
     """The ceiling of keypoint fitting: fit ``init`` to the exact projections of the ground truth ``gt`` (every
     keypoint, confidence 1). What remains is what 2D keypoints cannot tell (depth, twist) and the priors' pull."""
     target = project_keypoints(body_model, gt, K, joint_set)

@@ -48,6 +48,14 @@ class FitConfig:
     w_smooth: float = 0.05
     prior_components: int = 4       # GMM components of the synthetic pose prior (0: no pose prior)
 
+    @classmethod
+    def preset(cls, kind: str, **overrides) -> "FitConfig":
+        """The measured defaults for ``kind`` ("body" or "hand"; hands move the camera in larger steps: a
+        hand's depth and position errors are large relative to its size), with ``overrides`` applied."""
+        if kind not in PRESETS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[kind], **overrides})
+
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.camera_iterations < 0:
             raise ValueError("iterations must be >= 0")
@@ -56,6 +64,9 @@ class FitConfig:
         for name, value in vars(self).items():
             if name.startswith(("w_", "lr_")) and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+PRESETS = {"body": {}, "hand": {"lr_camera": 0.02}}
 
 
 def geman_mcclure(squared: Tensor, sigma: float) -> Tensor:
