@@ -242,7 +242,7 @@ def test_cli_with_two_workers_matches_the_library(tmp_path, body_set):
 def test_cli_reports_bad_configuration(tmp_path):
     proc = _run_cli("--root", str(tmp_path), "--kind", "body", "body.colour=3")
     assert proc.returncode == 2
-    assert "unknown body settings" in proc.stderr
+    assert "unknown" in proc.stderr and "colour" in proc.stderr  # refused by the config loader, naming the key
 
 
 def test_mirrored_left_hands_keep_the_principal_point_at_the_image_centre(mano):
