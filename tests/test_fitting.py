@@ -168,11 +168,12 @@ def test_low_confidence_wrong_keypoints_do_not_drag_the_fit(smpl):
     wrong = torch.rand(ones.shape, generator=gen) < 0.3                  # "occluded": the detector guesses
     direction = torch.nn.functional.normalize(torch.randn(kp.shape, generator=gen), dim=-1)
     wrong_kp = torch.where(wrong[..., None], kp + 0.15 * box[:, None, None] * direction, kp)
-    missing = fit_to_keypoints(smpl, init, kp, ones, K_CAM, "spin24", mask=~wrong)
+    base = FitConfig(iterations=25)
+    missing = fit_to_keypoints(smpl, init, kp, ones, K_CAM, "spin24", base, mask=~wrong)
     reference = _mpjpe_mm(smpl, missing.params, gt).mean()
     errors = {}
-    for name, conf, cfg in (("zero", 0.0, FitConfig()), ("low", 0.05, FitConfig(min_confidence=0.0)),
-                            ("high", 1.0, FitConfig())):
+    for name, conf, cfg in (("zero", 0.0, base), ("low", 0.05, replace(base, min_confidence=0.0)),
+                            ("high", 1.0, base)):
         confidence = torch.where(wrong, torch.full_like(ones, conf), ones)
         fit = fit_to_keypoints(smpl, init, wrong_kp, confidence, K_CAM, "spin24", cfg)
         errors[name] = _mpjpe_mm(smpl, fit.params, gt).mean()
@@ -180,6 +181,29 @@ def test_low_confidence_wrong_keypoints_do_not_drag_the_fit(smpl):
             torch.testing.assert_close(fit.params.rotmats, missing.params.rotmats)
     assert errors["low"] < reference + 3.0, (reference, errors)
     assert errors["high"] > reference + 5.0, (reference, errors)  # the same keypoints believed do pull
+
+
+def test_left_right_swapped_limbs_are_relabelled(smpl):
+    from hmr.body.joint_sets import SPIN_24
+    from hmr.fitting.fit import swap_groups
+    groups = swap_groups("spin24")
+    legs = next(g for g in groups if SPIN_24.index("l_knee") in g)
+    assert sorted(SPIN_24.names[k] for k in legs) == sorted(["l_ankle", "l_hip", "l_knee", "r_ankle", "r_hip",
+                                                              "r_knee"])
+    assert swap_groups("freihand21") == []
+    gt, init, kp = _setup(smpl, "spin24", n=3)
+    perm = list(range(24))
+    for k in legs:
+        perm[k] = SPIN_24.flip[k]
+    ones = torch.ones(kp.shape[:2])
+    cfg = FitConfig(iterations=20)
+    fixed = fit_to_keypoints(smpl, init, kp[:, perm], ones, K_CAM, "spin24", cfg)
+    clean = fit_to_keypoints(smpl, init, kp, ones, K_CAM, "spin24", cfg)
+    assert fixed.swapped.all() and not clean.swapped.any()
+    torch.testing.assert_close(fixed.params.rotmats, clean.params.rotmats)
+    believed = fit_to_keypoints(smpl, init, kp[:, perm], ones, K_CAM, "spin24", replace(cfg, swap_ratio=0.0))
+    assert not believed.swapped.any()
+    assert _mpjpe_mm(smpl, believed.params, gt).mean() > _mpjpe_mm(smpl, clean.params, gt).mean() + 10.0
 
 
 def test_nan_keypoints_and_divergence_fall_back_with_a_flag(mano_right):
@@ -233,7 +257,7 @@ def test_sequence_starts_from_the_previous_fit_and_smooths(mano_right):
         kp = project_keypoints(mano_right, gt, K_CAM, "freihand21")
         kps.append(kp + 2.0 * torch.randn(kp.shape, generator=torch.Generator().manual_seed(t)))
     conf = [torch.ones(1, 21)] * frames
-    cfg = FitConfig.preset("hand", iterations=20)
+    cfg = FitConfig.preset("hand", iterations=15)
     smooth = fit_sequence(mano_right, preds, kps, conf, K_CAM, "freihand21", replace(cfg, w_smooth=1.0))
     free = fit_sequence(mano_right, preds, kps, conf, K_CAM, "freihand21", replace(cfg, w_smooth=0.0))
     alone = [fit_to_keypoints(mano_right, p, k, c, K_CAM, "freihand21", cfg, keypoint_model=KeypointModel(

@@ -24,7 +24,8 @@ import torch
 
 from hmr import body
 from hmr.fitting import FitConfig
-from hmr.fitting.bench import load_synthetic_labels, mean_pose_init, perturb, regressor_init, run_benchmark
+from hmr.fitting.bench import (detect_keypoints, load_synthetic_labels, mean_pose_init, perturb, regressor_init,
+                               run_benchmark)
 from hmr.utils.io import write_json
 from hmr.utils.logging import setup_logging
 
@@ -49,6 +50,9 @@ def main(argv=None) -> int:
     parser.add_argument("--body-model", help="default: open-smpl (body sets) / open-mano-right (hand sets)")
     parser.add_argument("--conditions", default="gt,noisy,occluded")
     parser.add_argument("--detections", help="npz with keypoints_2d (N, K, 3) and joint_set (adds 'detected')")
+    parser.add_argument("--detect", action="store_true",
+                        help="detect keypoints on the set's images with hmr.keypoints (adds 'detected')")
+    parser.add_argument("--detect-set", help="joint set to map detections to (default openpose25 / freihand21)")
     parser.add_argument("--noise", type=float, default=0.02, help="keypoint noise, fraction of the box side")
     parser.add_argument("--wrong-share", type=float, default=0.2, help="occluded: share of wrong keypoints")
     parser.add_argument("--wrong-confidence", type=float, default=0.05, help="occluded: their confidence")
@@ -93,6 +97,13 @@ def main(argv=None) -> int:
             kp = torch.as_tensor(data["keypoints_2d"], dtype=torch.float32)
             detections = (str(data["joint_set"]), kp[..., :2], kp[..., 2])
             conditions.append("detected")
+        elif args.detect:
+            joint_set, kp, conf, missed = detect_keypoints(Path(args.set_dir), labels.kind, args.split, args.num,
+                                                           args.detect_set)
+            detections = (joint_set, kp, conf)
+            conditions.append("detected")
+            print(f"detected {joint_set} keypoints with hmr.keypoints on {len(kp)} images ({missed} without a "
+                  "detection: those fall back)")
         started = time.perf_counter()
         report = run_benchmark(model, labels, init, config, conditions, args.batch_size, args.noise,
                                args.wrong_share, args.wrong_confidence, args.seed, init_name, detections)
@@ -107,13 +118,13 @@ def main(argv=None) -> int:
           f"{args.threads} thread(s)")
     before = report["before"]
     print(f"  {'condition':<10} {'MPJPE mm':>18} {'PA-MPJPE mm':>18} {'2D err px':>16} {'s/person-frame':>15}"
-          f" {'fell back':>9}")
+          f" {'fell back':>9} {'swapped':>7}")
     for name, row in report["conditions"].items():
         after = row["after"]
         print(f"  {name:<10} {before['mpjpe_mm']:7.1f} -> {after['mpjpe_mm']:6.1f} ({row['mpjpe_change_pct']:+.0f}%)"
               f" {before['pa_mpjpe_mm']:6.1f} -> {after['pa_mpjpe_mm']:6.1f} ({row['pa_mpjpe_change_pct']:+.0f}%)"
               f" {row['keypoint_error_px_before']:6.1f} -> {row['keypoint_error_px_after']:5.1f}"
-              f" {row['seconds_per_person_frame']:15.3f} {row['fell_back']:9d}")
+              f" {row['seconds_per_person_frame']:15.3f} {row['fell_back']:9d} {row['left_right_swapped']:7d}")
     if args.out:
         write_json(Path(args.out), json.loads(json.dumps(report, default=str)))
         print(f"wrote {args.out}")

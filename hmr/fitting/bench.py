@@ -172,7 +172,7 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
         elif name != "gt":
             raise ValueError(f"unknown condition {name!r}; known: {sorted(CONDITIONS)}")
         keypoint_model = KeypointModel(body_model, joint_set)
-        fitted, seconds, fell_back, err = [], 0.0, 0, {"px_before": [], "px_after": []}
+        fitted, seconds, fell_back, swapped, err = [], 0.0, 0, 0, {"px_before": [], "px_after": []}
         for start in range(0, len(labels), batch_size):
             sl = slice(start, start + batch_size)
             result = fit_to_keypoints(body_model, init.select(sl), kp[sl], conf[sl], labels.K[sl],
@@ -180,6 +180,7 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
             fitted.append(result.params)
             seconds += result.seconds
             fell_back += int(result.fell_back.sum())
+            swapped += int(result.swapped.sum())
             err["px_before"].append(result.error_px_before)
             err["px_after"].append(result.error_px_after)
         params = FitParams(*(torch.cat([getattr(p, f) for p in fitted]) for f in ("rotmats", "betas", "transl")))
@@ -190,7 +191,7 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
             "pa_mpjpe_change_pct": round(100.0 * (after["pa_mpjpe"].mean() / before["pa_mpjpe"].mean() - 1.0), 1),
             "keypoint_error_px_before": round(float(torch.cat(err["px_before"]).nanmean()), 2),
             "keypoint_error_px_after": round(float(torch.cat(err["px_after"]).nanmean()), 2),
-            "fell_back": fell_back, "seconds_per_person_frame": round(seconds / len(labels), 4)}
+            "fell_back": fell_back, "left_right_swapped": swapped, "seconds_per_person_frame": round(seconds / len(labels), 4)}
     return report
 
 
@@ -198,6 +199,47 @@ def _boxes(body_model, labels: SyntheticLabels) -> Tensor:
     """Per-sample box side (pixels): extent of the GT projected keypoints."""
     px = project_keypoints(body_model, labels.params, labels.K, labels.joint_set)
     return (px.amax(1) - px.amin(1)).amax(-1).clamp_min(1.0)
+
+
+def detect_keypoints(set_dir: Path, kind: str, split: str = "test", limit: Optional[int] = None,
+                     joint_set: Optional[str] = None) -> Tuple[str, Tensor, Tensor, int]:
+    """2D keypoints detected on a synthetic set's images with :mod:`hmr.keypoints` (BlazePose for bodies, with
+    landmark visibility as confidence; MediaPipe Hands for hands, with the hand flag as confidence), the first
+    detection per image. Returns (joint set, keypoints (N, K, 2), confidence (N, K) — 0 where the detector's map
+    has no counterpart or nothing was detected, number of images without a detection)."""
+    import cv2
+    from hmr.keypoints import BlazePose, MediaPipeHands, map_body, map_hand
+    set_dir = Path(set_dir)
+    if kind == "body":
+        names = [str(n) for n in np.load(set_dir / f"{split}.npz")["imgname"][:limit]]
+        detector, joint_set = BlazePose(), joint_set or "openpose25"
+    else:
+        prefix = {"train": "training", "val": "validation", "test": "evaluation"}[split]
+        count = len(json.loads((set_dir / f"{prefix}_K.json").read_text()))
+        names = [f"{prefix}/rgb/{i:08d}.jpg" for i in range(count)][:limit]
+        detector, joint_set = MediaPipeHands(), joint_set or "freihand21"
+    keypoints, confidence, missed = [], [], 0
+    for name in names:
+        image = cv2.imread(str(set_dir / name), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FileNotFoundError(f"cannot read {set_dir / name}")
+        found = detector(image[..., ::-1].copy())
+        if not found:
+            missed += 1
+            keypoints.append(None)
+            confidence.append(None)
+            continue
+        best = found[0]
+        mapped = (map_body(best.keypoints, best.visibility, joint_set) if kind == "body"
+                  else map_hand(best.keypoints, best.score, joint_set))
+        keypoints.append(mapped.keypoints)
+        confidence.append(np.where(mapped.mask, mapped.confidence, 0.0))
+    size = next((len(c) for c in confidence if c is not None), None)
+    if size is None:
+        raise ValueError(f"{set_dir}: nothing detected on {len(names)} images")
+    kp = np.stack([k if k is not None else np.zeros((size, 2)) for k in keypoints])
+    conf = np.stack([c if c is not None else np.zeros(size) for c in confidence])
+    return joint_set, torch.as_tensor(kp, dtype=torch.float32), torch.as_tensor(conf, dtype=torch.float32), missed
 
 
 def regressor_init(checkpoint: str, set_dir: Path, limit: Optional[int], device: str = "cpu"):

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from hmr.fitting.keypoint_model import KeypointModel
+from hmr.body.joint_sets import get_joint_set
 from hmr.fitting.objective import FitConfig, energy, keypoint_error, keypoint_weights, project, so3_exp
 from hmr.fitting.params import FitParams
 from hmr.fitting.pose_prior import right_jacobian_inverse, synthetic_pose_gmm
@@ -50,7 +51,8 @@ class FitResult:
     ``vertices`` (B, V, 3), ``joints`` (B, J, 3), ``keypoints_3d`` (B, K, 3) camera frame; ``keypoints_2d``
     (B, K, 2) pixels; ``error_px_*`` mean distance to the used keypoints (pixels), ``error_box_*`` the same in
     units of ``box_size`` (B,); ``status`` per person: ``ok``, ``diverged``, ``too_few_keypoints``,
-    ``bad_start``; ``seconds`` wall time of the whole call."""
+    ``bad_start``; ``swapped``: the person's left/right keypoint labels were swapped to match the start
+    (:func:`_left_right_check`); ``seconds`` wall time of the whole call."""
 
     params: FitParams
     vertices: Tensor
@@ -66,6 +68,7 @@ class FitResult:
     energy_after: Tensor
     fell_back: Tensor
     diverged: Tensor
+    swapped: Tensor
     status: Tuple[str, ...]
     iterations: int
     seconds: float
@@ -177,6 +180,57 @@ class _Problem:
             self.record()
 
 
+_LIMB_WORDS = {"leg": ("hip", "knee", "ankle", "foot", "toe", "heel"),
+               "arm": ("collar", "shoulder", "elbow", "wrist", "hand")}
+
+
+def swap_groups(joint_set: str) -> List[List[int]]:
+    """The left/right-paired keypoints of a joint set grouped into legs, arms and the rest (head), each group a
+    list of the indices that a swap exchanges (empty for sets without pairs, e.g. hands)."""
+    js = get_joint_set(joint_set)
+    groups: dict = {}
+    for k, partner in enumerate(js.flip):
+        if partner == k:
+            continue
+        base = js.names[k].split("_", 1)[-1]
+        kind = next((g for g, words in _LIMB_WORDS.items() if any(w in base for w in words)), "head")
+        groups.setdefault(kind, []).append(k)
+    return list(groups.values())
+
+
+def _left_right_check(start_px: Tensor, keypoints: Tensor, weights: Tensor, box: Tensor, joint_set: str,
+                      config: FitConfig) -> Tuple[Tensor, Tensor, Tensor]:
+    """Swap a person's left/right keypoint labels, limb group by limb group (legs, arms, head), where the
+    swapped labels fit the start (the regressor's prediction) much better: 2D detectors confuse a person's front
+    and back, or just the legs or arms, and then label the left limb as the right one. Returns keypoints,
+    weights and the swapped flags (B,) (any group swapped)."""
+    B, n = keypoints.shape[:2]
+    swapped = torch.zeros(B, dtype=torch.bool, device=keypoints.device)
+    if config.swap_ratio <= 0:
+        return keypoints, weights, swapped
+    flip = get_joint_set(joint_set).flip
+    target = torch.nan_to_num(keypoints, nan=0.0, posinf=0.0, neginf=0.0)
+    # compare after the 2D shift that best aligns the start with the keypoints (a camera error moves every
+    # keypoint alike; the weighted mean is the same under either labelling, since a swap only permutes pairs)
+    w = weights[..., None]
+    start_px = start_px + (w * (target - start_px)).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-9)
+    for group in swap_groups(joint_set):
+        perm = list(range(n))
+        for k in group:
+            perm[k] = flip[k]
+        in_group = torch.zeros(n, dtype=weights.dtype, device=weights.device)
+        in_group[group] = 1.0
+        # plain weighted distances: a robust error saturates for a wrongly labelled limb and hides the difference
+        as_given = (weights * in_group * (start_px - target).norm(dim=-1)).sum(-1)
+        exchanged = (weights[:, perm] * in_group * (start_px - target[:, perm]).norm(dim=-1)).sum(-1)
+        swap = exchanged < config.swap_ratio * as_given
+        target = torch.where(swap[:, None, None], target[:, perm], target)
+        keypoints = torch.where(swap[:, None, None], keypoints[:, perm], keypoints)
+        weights = torch.where(swap[:, None], weights[:, perm], weights)
+        swapped |= swap
+    return keypoints, weights, swapped
+
+
 def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence: Tensor, K: Tensor,
                      joint_set: str, config: Optional[FitConfig] = None, mask: Optional[Tensor] = None,
                      anchor: Optional[FitParams] = None, previous: Optional[FitParams] = None,
@@ -215,6 +269,8 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     with torch.no_grad():
         start_px = project(model(start.rotmats, start.betas) + start.transl[:, None], K)
     box = _box_from(start_px) if box_size is None else torch.as_tensor(box_size).to(**opts).expand(B)
+    keypoints, weights, swapped = _left_right_check(start_px, keypoints, weights, box, joint_set, config)
+    used = weights > 0
     prior = synthetic_pose_gmm(body_model, config.prior_components) if config.prior_components > 0 else None
     problem = _Problem(model, config, start, anchor_safe,
                        None if previous is None else _sanitize_start(previous.to(**opts))[0],
@@ -240,7 +296,7 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
         keypoints_2d=pixels, error_px_before=err_before, error_px_after=err_after,
         error_box_before=err_before / box, error_box_after=err_after / box, box_size=box,
         energy_before=energy_before, energy_after=torch.where(fell_back, energy_before, problem.best_energy),
-        fell_back=fell_back, diverged=problem.diverged, status=status,
+        fell_back=fell_back, diverged=problem.diverged, swapped=swapped, status=status,
         iterations=config.camera_iterations + config.iterations, seconds=time.perf_counter() - t0)
 
 

@@ -38,6 +38,7 @@ class FitConfig:
     sigma: float = 0.1              # Geman-McClure scale, fraction of the box side
     min_confidence: float = 0.1     # keypoints below this confidence are ignored
     min_keypoints: int = 4          # fewer usable keypoints: the person is not fitted (falls back)
+    swap_ratio: float = 0.7         # swap left/right labels when that cuts the start's 2D energy below this share
     w_reprojection: float = 1.0
     w_anchor_orient: float = 0.02
     w_anchor_pose: float = 0.02
