@@ -191,7 +191,8 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
             "pa_mpjpe_change_pct": round(100.0 * (after["pa_mpjpe"].mean() / before["pa_mpjpe"].mean() - 1.0), 1),
             "keypoint_error_px_before": round(float(torch.cat(err["px_before"]).nanmean()), 2),
             "keypoint_error_px_after": round(float(torch.cat(err["px_after"]).nanmean()), 2),
-            "fell_back": fell_back, "left_right_swapped": swapped, "seconds_per_person_frame": round(seconds / len(labels), 4)}
+            "fell_back": fell_back, "left_right_swapped": swapped,
+            "seconds_per_person_frame": round(seconds / len(labels), 4)}
     return report
 
 

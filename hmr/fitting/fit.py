@@ -33,8 +33,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from hmr.fitting.keypoint_model import KeypointModel
 from hmr.body.joint_sets import get_joint_set
+from hmr.fitting.keypoint_model import KeypointModel
 from hmr.fitting.objective import FitConfig, energy, keypoint_error, keypoint_weights, project, so3_exp
 from hmr.fitting.params import FitParams
 from hmr.fitting.pose_prior import right_jacobian_inverse, synthetic_pose_gmm
