@@ -140,12 +140,12 @@ def test_overlay_camera_follows_the_resize():
     (PermissionError(errno.EACCES, "Permission denied"), 13, "no permission"),
 ])
 def test_write_failures_are_one_line_naming_the_file(body_ckpt, tmp_path, monkeypatch, capsys, failure, code, name):
-    from hmr.demo import runner
+    from hmr.demo import writer
 
     def fail(path, image):
         raise failure
 
-    monkeypatch.setattr(runner, "save_png", fail)
+    monkeypatch.setattr(writer, "save_png", fail)
     out = tmp_path / "o"
     assert _run(body_ckpt, _image(tmp_path), out, "--bbox", "10,5,60,85") == 1
     err = capsys.readouterr().err

@@ -145,15 +145,19 @@ def test_box_iou_and_nms():
     assert [d.score for d in kept] == [0.9, 0.1]
 
 
-def test_build_detector_choices_and_errors(tmp_path):
+def test_build_detector_choices_and_errors(tmp_path, monkeypatch):
     assert detectors.build_detector("none", "body") is None
-    assert detectors.build_detector("auto", "hand") is None
     with pytest.raises(detectors.DetectorError, match="not hands"):
         detectors.build_detector("face", "hand")
     with pytest.raises(detectors.DetectorError, match="unknown --detector"):
         detectors.build_detector("yolo-please", "body")
     with pytest.raises(detectors.DetectorError, match="not found"):
         detectors.build_detector(str(tmp_path / "yolov8n.pt"), "body")
+    # without the converted MediaPipe networks, auto falls back to HOG/face (bodies) and no detector (hands)
+    monkeypatch.setenv("HMR_WEIGHTS_DIR", str(tmp_path / "no_weights"))
+    assert detectors.build_detector("auto", "hand") is None
+    with pytest.raises(detectors.DetectorError, match="setup_env.sh"):
+        detectors.build_detector("blazepose", "body")
     auto = detectors.build_detector("auto", "body")
     if detectors.hog_available():
         assert isinstance(detectors.build_detector("hog", "body"), detectors.HogPeopleDetector)

@@ -5,11 +5,16 @@
     python tools/demo.py --checkpoint CKPT --input frames/ --detections dets.json
     python tools/demo.py --checkpoint CKPT --input clip.mp4 --bbox 100,40,200,420
     python tools/demo.py --checkpoint HAND_CKPT --input hand.jpg --bbox 50,60,120,120 --hand left
+    python tools/demo.py --checkpoint CKPT --input photo.jpg --fit          # BlazePose keypoints + fitting
 
 Boxes: --bbox (repeatable), else --detections (COCO-style boxes or body/hand keypoints per image), else
---detector (auto: OpenCV HOG where available, else faces extended to people; none; a local ultralytics model
-file; module:function plug-in). A frame without a box is reported and the whole image is used (unless
---skip-undetected); boxes wholly outside the image are ignored. Focal length: --focal, else EXIF, else
+--detector (auto: blazepose for body checkpoints, hands for hand checkpoints — MediaPipe's networks in
+PyTorch, boxes + keypoints; where those are not converted, OpenCV HOG / faces extended to people; hog; face;
+none; a local ultralytics model file; module:function plug-in). A frame without a box is reported; box-only
+detectors then use the whole image (unless --skip-undetected), blazepose/hands write nothing for it (unless
+--whole-image-fallback); boxes wholly outside the image are ignored. --fit fits each person with keypoints to
+them (docs/demo.md); summary.json gives every person's keypoints, the 2D keypoint error of the regressor's and the
+fitted mesh, and the fitting time. Focal length: --focal, else EXIF, else
 sqrt(w^2 + h^2); a value implausible for the image (field of view outside 1-170 degrees) skips the frame.
 Transparent pixels are composited on grey. Images smaller than 16 px on a side are skipped.
 Writes <out>/<name>/overlay.png (drawn at most 2048 px on the longer side) and personNN.{obj,ply,npz} per image,
@@ -40,7 +45,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="tight person/hand box in pixels (repeat for several people)")
     parser.add_argument("--detections", help="detections JSON (or a folder of OpenPose JSON files)")
     parser.add_argument("--detector", default="auto",
-                        help="auto | hog | face | none | local model file | module:function (default: auto)")
+                        help="auto | blazepose | hands | hog | face | none | local model file | module:function "
+                             "(default: auto = blazepose / hands by the checkpoint's kind)")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit each person to its detected keypoints (starts from the regressor's prediction)")
+    parser.add_argument("--min-keypoint-confidence", type=float, default=0.3,
+                        help="keypoints below this confidence are ignored by the fit and the 2D error (default 0.3)")
+    parser.add_argument("--no-track", action="store_true",
+                        help="videos: run the person/hand detector on every frame instead of following last "
+                             "frame's keypoints")
+    parser.add_argument("--whole-image-fallback", action="store_true",
+                        help="use the whole image when blazepose/hands find nobody (default: write nothing)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else sqrt(w²+h²))")
     parser.add_argument("--hand", choices=["left", "right"], help="side of hands without a side in the boxes")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per forward pass (default: 8)")
@@ -83,18 +99,48 @@ def print_written(paths, out: Path, limit: int = 20) -> None:
         print(f"  {folder}/: {shorten(names, 8)}")
 
 
+def print_keypoint_errors(frames, limit: int = 10) -> None:
+    """One line per person with keypoints: 2D keypoint error of the regressor's (and the fitted) mesh."""
+    lines = []
+    for frame in frames:
+        for person in frame.get("people", []):
+            err = person.get("keypoint_error")
+            if not err or err.get("regressor_px") is None:
+                continue
+            text = (f"  {frame['name']} person {person['person']}: 2D keypoint error ({err['joint_set']}, "
+                    f"{err['keypoints_used']} keypoints) regressor {err['regressor_px']:.1f} px "
+                    f"({100 * err['regressor_box']:.1f}% of the box)")
+            fit = person.get("fit")
+            if fit and err.get("fitted_px") is not None:
+                text += (f" -> fitted {err['fitted_px']:.1f} px ({100 * err['fitted_box']:.1f}%)"
+                         f"{' [fell back: ' + fit['status'] + ']' if fit['fell_back'] else ''}"
+                         f", fit {fit.get('seconds', 0.0):.2f} s")
+            lines.append(text)
+    for line in lines[:limit]:
+        print(line)
+    if len(lines) > limit:
+        print(f"  ... {len(lines) - limit} more people in summary.json")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
+    if args.skip_undetected and args.whole_image_fallback:
+        print("error: --skip-undetected and --whole-image-fallback contradict each other", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        import torch
+        torch.set_num_threads(max(1, args.threads))
     try:
         options = DemoOptions(
             out=Path(args.out), bboxes=[parse_bbox(b) for b in args.bbox],
             detections=Path(args.detections) if args.detections else None, detector=args.detector,
             focal=args.focal, hand=args.hand, batch_size=args.batch_size, max_people=args.max_people,
             side_view=not args.no_side_view, bbox_expand=args.bbox_expand,
-            fallback_whole_image=not args.skip_undetected, meshes=not args.no_meshes,
-            video_meshes=args.video_meshes, frame_stride=args.frame_stride, max_frames=args.max_frames,
-            progress=not args.quiet)
+            fallback_whole_image=False if args.skip_undetected else (True if args.whole_image_fallback else None),
+            meshes=not args.no_meshes, video_meshes=args.video_meshes, frame_stride=args.frame_stride,
+            max_frames=args.max_frames, progress=not args.quiet, fit=args.fit,
+            min_keypoint_confidence=args.min_keypoint_confidence, track=not args.no_track)
         check_demo_inputs(Path(args.input), options)  # before the (slow) checkpoint load
         model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation, refit=args.refit)
         report = run_demo(model, Path(args.input), options)
@@ -115,8 +161,10 @@ def main(argv=None) -> int:
         print(f"  skipped {item['input']}{frame}: {item['error']}")
     notes = [f"{frame['name']}: {frame['note']}" for frame in report.frames if "note" in frame]
     notes += [f"{frame['name']}: {w}" for frame in report.frames for w in frame.get("warnings", [])]
+    notes += report.fit_fallbacks
     for note in notes[:10]:
         print(f"  {note}")
+    print_keypoint_errors(report.frames)
     if len(notes) > 10 or len(report.skipped) > 10:
         print(f"  ... see {report.summary_path} for every frame")
     print_written(report.written, Path(args.out))

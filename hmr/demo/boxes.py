@@ -19,18 +19,28 @@ HAND_SIDES = ("left", "right")
 @dataclass
 class Detection:
     """One person (or hand) box: ``bbox`` (x, y, w, h) pixels, a ``score``, where it came from (``source``) and,
-    for hands, the ``side`` (``"left"``/``"right"``; None = the model's own side)."""
+    for hands, the ``side`` (``"left"``/``"right"``; None = the model's own side). Keypoint detectors also give
+    ``keypoints`` (K, 3) = x, y (pixels), confidence in the project joint set ``joint_set``
+    (:mod:`hmr.body.joint_sets`; confidence 0 where the detector has no such joint)."""
 
     bbox: Tuple[float, float, float, float]
     score: float = 1.0
     source: str = "unknown"
     side: Optional[str] = None
     extra: Dict[str, object] = field(default_factory=dict)
+    keypoints: Optional[np.ndarray] = None
+    joint_set: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.bbox = check_bbox(self.bbox)
         if self.side is not None and self.side not in HAND_SIDES:
             raise ValueError(f"hand side must be one of {HAND_SIDES}, got {self.side!r}")
+        if self.keypoints is not None:
+            kp = np.asarray(self.keypoints, dtype=np.float64)
+            if kp.ndim != 2 or kp.shape[1] != 3 or self.joint_set is None:
+                raise ValueError(f"detection keypoints must be (K, 3) = x, y, confidence with a joint_set, got "
+                                 f"shape {kp.shape} and joint set {self.joint_set!r}")
+            self.keypoints = kp
 
     def to_json(self) -> Dict[str, object]:
         """Plain-JSON description (bbox rounded to 0.01 px)."""

@@ -10,7 +10,8 @@ Accepted layouts (boxes are COCO ``[x, y, w, h]`` pixels):
   ``<stem>_keypoints.json`` files.
 
 An entry may give ``bbox``; or keypoints (``keypoints`` / ``pose_keypoints_2d``: flat x, y, confidence), boxed
-tightly. For hands: ``hand_left_keypoints_2d`` / ``hand_right_keypoints_2d`` (OpenPose), ``lefthand_box`` /
+tightly. Keypoints in a known layout also travel with the box for ``--fit``: 25 body points = OpenPose BODY_25
+(``openpose25``), 18 = OpenPose COCO-18 (``coco18``), 21 hand points = OpenPose/FreiHAND order (``freihand21``). For hands: ``hand_left_keypoints_2d`` / ``hand_right_keypoints_2d`` (OpenPose), ``lefthand_box`` /
 ``righthand_box`` or ``lefthand_kpts`` / ``righthand_kpts`` (COCO-WholeBody), or ``bbox`` with ``"side"``.
 """
 from __future__ import annotations
@@ -31,6 +32,13 @@ HAND_KEYPOINT_KEYS = {"left": ("hand_left_keypoints_2d", "lefthand_kpts"),
                       "right": ("hand_right_keypoints_2d", "righthand_kpts")}
 HAND_BOX_KEYS = {"left": "lefthand_box", "right": "righthand_box"}
 BODY_KEYPOINT_KEYS = ("keypoints", "pose_keypoints_2d")
+KEYPOINT_LAYOUTS = {"body": {25: "openpose25", 18: "coco18"}, "hand": {21: "freihand21"}}
+
+
+def _with_keypoints(bbox, score: float, source: str, side: Optional[str], kp: np.ndarray, kind: str) -> Detection:
+    """A detection carrying ``kp`` when its row count names a joint set (:data:`KEYPOINT_LAYOUTS`)."""
+    joint_set = KEYPOINT_LAYOUTS[kind].get(len(kp))
+    return Detection(bbox, score, source, side=side, keypoints=kp if joint_set else None, joint_set=joint_set)
 
 
 class DetectionFileError(ValueError):
@@ -77,7 +85,7 @@ def entry_detections(entry: Any, kind: str, source: str) -> List[Detection]:
             kp = _keypoints(entry.get(key, []), key)
             box = None if kp is None else box_from_keypoints(kp)
             if box is not None:
-                return [Detection(box, score, f"{source}:{key}", side=side)]
+                return [_with_keypoints(box, score, f"{source}:{key}", side, kp, kind)]
         return []
     found = []
     for hand_side in HAND_SIDES:
@@ -90,7 +98,7 @@ def entry_detections(entry: Any, kind: str, source: str) -> List[Detection]:
             kp = _keypoints(entry.get(key, []), key)
             box = None if kp is None else box_from_keypoints(kp)
             if box is not None:
-                found.append(Detection(box, score, f"{source}:{key}", side=hand_side))
+                found.append(_with_keypoints(box, score, f"{source}:{key}", hand_side, kp, "hand"))
                 break
     if not found and "bbox" in entry:
         found.append(Detection(entry["bbox"], score, source))

@@ -3,8 +3,12 @@
 A detector is any callable ``detector(image: HxWx3 uint8 RGB) -> list[Detection]``. :func:`build_detector`
 turns the ``--detector`` value into one:
 
-- ``auto``: confident ``hog`` detections (SVM score ≥ 1), else ``face``, else the weaker ``hog`` ones
-  (HOG misses half-body portraits and fires on round objects there; a face is the better cue in such photos);
+- ``auto``: ``blazepose`` for body checkpoints and ``hands`` for hand checkpoints; where the converted MediaPipe
+  networks are missing (a warning says so), bodies fall back to confident ``hog`` detections (SVM score ≥ 1),
+  else ``face``, else the weaker ``hog`` ones (HOG misses half-body portraits and fires on round objects there;
+  a face is the better cue in such photos), and hands to no detector;
+- ``blazepose``: people + 33 keypoints (MediaPipe BlazePose in PyTorch, :mod:`hmr.demo.keypoint_detectors`);
+- ``hands``: hands + 21 keypoints + handedness (MediaPipe Hands in PyTorch);
 - ``hog``: OpenCV's built-in HOG + linear-SVM people detector (OpenCV 4.x; OpenCV 5 removed ``HOGDescriptor``);
 - ``face``: scikit-image's bundled LBP frontal-face cascade, each face extended to a standing-person box
   (a heuristic for photographs where HOG is unavailable);
@@ -214,17 +218,39 @@ def cascade(primary: Detector, fallback: Detector, confident: float) -> Detector
     return run
 
 
+def _keypoint_detector(name: str, kind: str) -> Detector:
+    """``blazepose`` (bodies) / ``hands`` (hands) for a checkpoint of ``kind``; DetectorError if they do not fit."""
+    from hmr.demo import keypoint_detectors as kd
+    wants = "body" if name == "blazepose" else "hand"
+    if kind != wants:
+        other = "hands" if kind == "hand" else "blazepose"
+        raise DetectorError(f"--detector {name} finds {'people' if wants == 'body' else 'hands'}, but this is a "
+                            f"{kind} checkpoint: use --detector {other} (or auto)")
+    problem = kd.missing_networks(kind)
+    if problem is not None:
+        raise DetectorError(f"--detector {name}: {problem}")
+    return kd.BlazePoseDetector() if kind == "body" else kd.HandsDetector()
+
+
 def build_detector(spec: str, kind: str) -> Optional[Detector]:
     """The detector named by ``spec`` for ``kind`` (``"body"``/``"hand"``); None for ``"none"``."""
     if spec in _REGISTRY:
         return _REGISTRY[spec](kind)
     if spec == "none":
         return None
+    if spec == "auto":
+        from hmr.demo.keypoint_detectors import missing_networks
+        problem = missing_networks(kind)
+        if problem is None:
+            return _keypoint_detector("blazepose" if kind == "body" else "hands", kind)
+        log.warning("--detector auto: %s; falling back to %s", problem,
+                    "HOG/face person boxes" if kind == "body" else "the whole image")
     if spec in ("auto", "hog", "face"):
         if kind == "hand":
             if spec != "auto":
                 raise DetectorError(f"--detector {spec} finds people, not hands; give hand boxes with --bbox or "
-                                    "--detections (boxes or hand keypoints), or a local hand model file")
+                                    "--detections (boxes or hand keypoints), --detector hands, or a local hand "
+                                    "model file")
             return None
         if spec == "hog":
             return HogPeopleDetector()
@@ -236,5 +262,14 @@ def build_detector(spec: str, kind: str) -> Optional[Detector]:
         return UltralyticsDetector(path, kind)
     if ":" in spec:
         return _plugin(spec)
-    raise DetectorError(f"unknown --detector {spec!r}: expected auto, hog, face, none, a local model file "
-                        f"({', '.join(MODEL_SUFFIXES)}), module:function or file.py:function")
+    raise DetectorError(f"unknown --detector {spec!r}: expected auto, blazepose, hands, hog, face, none, a local "
+                        f"model file ({', '.join(MODEL_SUFFIXES)}), module:function or file.py:function")
+
+
+def gives_keypoints(detector: Optional[Detector]) -> bool:
+    """Whether ``detector`` returns keypoints with its boxes (the MediaPipe detectors)."""
+    return bool(getattr(detector, "gives_keypoints", False))
+
+
+register_detector("blazepose", lambda kind: _keypoint_detector("blazepose", kind))
+register_detector("hands", lambda kind: _keypoint_detector("hands", kind))

@@ -57,13 +57,16 @@ def save_params(path: PathLike, person: PersonPrediction, kind: str, meta: Dict[
 
 
 def stack_params(people: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-    """Concatenate per-person dicts whose arrays all have a leading dimension of 1 (one row per person)."""
+    """Concatenate per-person dicts whose arrays all have a leading dimension of 1 (one row per person); keys
+    missing from some rows (e.g. keypoints of a frame whose boxes came without them) are left out."""
     if not people:
         return {}
-    for k, v in people[0].items():
+    keys = [k for k in people[0] if all(k in p for p in people[1:])]
+    for k in keys:
+        v = people[0][k]
         if np.asarray(v).ndim == 0 or np.asarray(v).shape[0] != 1:
             raise ValueError(f"stack_params: {k!r} must have a leading dimension of 1, got {np.shape(v)}")
-    return {k: np.concatenate([np.asarray(p[k]) for p in people]) for k in people[0]}
+    return {k: np.concatenate([np.asarray(p[k]) for p in people]) for k in keys}
 
 
 class VideoWriter:

@@ -1,122 +1,64 @@
-"""The demo job behind ``tools/demo.py``: inputs → boxes → batched predictions → files.
+"""The demo job behind ``tools/demo.py``: inputs → boxes (+ keypoints) → batched predictions → keypoint
+fitting → files.
 
-Box sources, first match wins: ``bboxes`` (the same boxes on every frame), a detections file, the detector.
-A frame with no box is reported (``note`` in the summary) and, unless ``fallback_whole_image`` is off, the whole
-frame is used as the box. Boxes that lie wholly outside their image are ignored (a ``warnings`` entry); a frame
-whose ``--bbox`` boxes all lie outside it is skipped, never replaced by the whole image. Unreadable inputs, images
-smaller than ``checks.MIN_IMAGE_SIDE`` and frames for which ``--focal`` is implausible are skipped and listed.
+Box sources, first match wins: ``bboxes`` (the same boxes on every frame), a detections file, the detector
+(:mod:`hmr.demo.detectors`; ``blazepose`` / ``hands`` also give keypoints). A frame with no box is reported
+(``note`` in the summary); box-only detectors then use the whole frame as the box (``fallback_whole_image``), the
+keypoint detectors write nothing for it (no person / no hand is an answer, not a failure). Boxes that lie wholly
+outside their image are ignored (a ``warnings`` entry); a frame whose ``--bbox`` boxes all lie outside it is
+skipped, never replaced by the whole image. Unreadable inputs, images smaller than ``checks.MIN_IMAGE_SIDE`` and
+frames for which ``--focal`` is implausible are skipped and listed.
 
-Outputs under ``out``: per image ``<name>/overlay.png`` (full-frame camera | side view) and per person
-``<name>/personNN.{obj,ply,npz}``; per video ``<name>/overlay.mp4`` and ``<name>/params.npz`` (one row per
-detection, with ``frame_index`` and ``person_index``); ``summary.json`` describing every frame and detection.
-Overlays are drawn with the image scaled down to at most ``OVERLAY_MAX_SIDE`` (2048) pixels on its longer side
-(``overlay_scale`` in the summary), so a huge input does not need gigabytes for its overlay; parameters and
-meshes are always in the full image's camera. A write that fails raises an ``OSError`` naming the file.
+People with keypoints get the 2D keypoint error of their mesh and, with ``fit``, are fitted to the keypoints
+(:mod:`hmr.demo.fitting`: all people of a frame in one batch; in videos each tracked person starts from the
+previous frame's fit). Per frame, ``seconds`` records the time of detection, regression (this frame's share of
+its batch) and fitting.
+
+Outputs under ``out``: per image ``<name>/overlay.png`` (full-frame camera with the detected keypoints | side
+view) and per person ``<name>/personNN.{obj,ply,npz}``; per video ``<name>/overlay.mp4`` and
+``<name>/params.npz`` (one row per detection, with ``frame_index`` and ``person_index``); ``summary.json``
+describing every frame and detection. Overlays are drawn with the image scaled down to at most
+``OVERLAY_MAX_SIDE`` (2048) pixels on its longer side (``overlay_scale`` in the summary); parameters and meshes
+are always in the full image's camera. A write that fails raises an ``OSError`` naming the file.
 """
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from hmr.demo.boxes import BBOX_EXPAND, HAND_SIDES, Detection, center_scale, whole_image_box
+from hmr.demo.boxes import BBOX_EXPAND, Detection, center_scale, whole_image_box
 from hmr.demo.checks import image_problem, prediction_problem, split_outside
-from hmr.demo.detection_file import DetectionFile, DetectionFileError
-from hmr.demo.detectors import Detector, build_detector
-from hmr.demo.export import VideoWriter, overlay_view, parameter_arrays, save_mesh, save_params, stack_params
-from hmr.demo.focal import FocalError, check_focal_flag, resolve_focal
+from hmr.demo.detection_file import DetectionFile
+from hmr.demo.detectors import Detector, build_detector, gives_keypoints
+from hmr.demo.fitting import DemoFitter
+from hmr.demo.focal import FocalError, resolve_focal
 from hmr.demo.inputs import Frame, Source, discover, read_frames, unique_names
+from hmr.demo.options import DemoError, DemoOptions, DemoReport
 from hmr.demo.predictor import CropInput, DemoModel, PersonPrediction
+from hmr.demo.export import VideoWriter
+from hmr.demo.writer import (SourceState, finish_source, overlay_image, person_arrays, person_entry, write_overlay,
+                             write_person)
 from hmr.utils.file_errors import naming_path
-from hmr.utils.io import save_npz, write_json
-from hmr.vis.overlay import intrinsics, overlay_panel, save_png
+from hmr.utils.io import write_json
 
 log = logging.getLogger(__name__)
 OVERLAY_MAX_SIDE = 2048  # overlays are drawn with the image's longer side at most this many pixels
-
-
-class DemoError(ValueError):
-    """The demo options do not fit together or do not fit the checkpoint."""
-
-
-@dataclass
-class DemoOptions:
-    """What to read, where boxes come from, and what to write (see module docstring)."""
-
-    out: Path
-    bboxes: Sequence[Tuple[float, float, float, float]] = ()
-    detections: Optional[Path] = None
-    detector: str = "auto"
-    focal: Optional[float] = None
-    hand: Optional[str] = None
-    batch_size: int = 8
-    max_people: Optional[int] = None
-    side_view: bool = True
-    bbox_expand: Optional[float] = None
-    fallback_whole_image: bool = True
-    meshes: bool = True
-    video_meshes: bool = False
-    frame_stride: int = 1
-    max_frames: Optional[int] = None
-    progress: bool = True
-
-    def validate(self) -> None:
-        """Raise :class:`DemoError` (or ``DetectionFileError``) for values no frame could use; cheap, so tools
-        call it (through :func:`check_demo_inputs`) before a checkpoint is loaded."""
-        if self.batch_size < 1:
-            raise DemoError(f"--batch-size must be ≥ 1, got {self.batch_size}")
-        if self.max_people is not None and self.max_people < 1:
-            raise DemoError(f"--max-people must be ≥ 1, got {self.max_people}")
-        if self.frame_stride < 1:
-            raise DemoError(f"--frame-stride must be ≥ 1, got {self.frame_stride}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise DemoError(f"--max-frames must be ≥ 1, got {self.max_frames}")
-        if self.bbox_expand is not None and not (math.isfinite(self.bbox_expand) and self.bbox_expand > 0):
-            raise DemoError(f"--bbox-expand must be a finite positive factor, got {self.bbox_expand}")
-        if self.hand is not None and self.hand not in HAND_SIDES:
-            raise DemoError(f"--hand must be one of {HAND_SIDES}, got {self.hand!r}")
-        try:
-            check_focal_flag(self.focal)
-        except ValueError as exc:
-            raise DemoError(str(exc)) from None
-        if self.detections is not None and not Path(self.detections).exists():
-            raise DetectionFileError(f"detections file not found: {self.detections}")
-
-
-@dataclass
-class DemoReport:
-    """What a run wrote and met: ``written`` paths, per-frame records, unreadable inputs, frames without boxes."""
-
-    written: List[Path] = field(default_factory=list)
-    frames: List[Dict[str, object]] = field(default_factory=list)
-    skipped: List[Dict[str, object]] = field(default_factory=list)
-    no_detection: List[str] = field(default_factory=list)
-    summary_path: Optional[Path] = None
-    inputs: int = 0
+__all__ = ["DemoError", "DemoOptions", "DemoReport", "DemoRunner", "check_demo_inputs", "run_demo"]
 
 
 @dataclass
 class _Pending:
     frame: Frame
-    state: "_SourceState"
+    state: SourceState
     detections: List[Detection]
     crops: List[CropInput]
     record: Dict[str, object]
-
-
-@dataclass
-class _SourceState:
-    source: Source
-    folder: Path
-    video: Optional[VideoWriter] = None
-    rows: List[Dict[str, np.ndarray]] = field(default_factory=list)
-    exhausted: bool = False
-    pending: int = 0
 
 
 class DemoRunner:
@@ -135,9 +77,21 @@ class DemoRunner:
         self.detector: Optional[Detector] = None
         if not self.fixed and self.file is None:
             self.detector = build_detector(options.detector, model.kind)
+        self.keypoint_detector = gives_keypoints(self.detector)
+        self.whole_image = (options.fallback_whole_image if options.fallback_whole_image is not None
+                            else not self.keypoint_detector)
+        self.fitter = DemoFitter(model, options.fit, options.min_keypoint_confidence)
         self.report = DemoReport()
 
     # -- boxes -------------------------------------------------------------------------------------------
+    def _nobody(self) -> str:
+        if not self.keypoint_detector:
+            return "no detection"
+        if self.model.kind == "hand":
+            return ("no hand found (MediaPipe Hands): this is a hand checkpoint and needs a photo with a visible "
+                    "hand (or give the hand's box with --bbox)")
+        return "no person found (BlazePose)"
+
     def boxes(self, frame: Frame) -> Tuple[List[Detection], Optional[str], List[str]]:
         """(detections to use, a note when none was found, one warning per box ignored) for one frame."""
         h, w = frame.image.shape[:2]
@@ -156,8 +110,8 @@ class DemoRunner:
         found = sorted(inside, key=lambda d: -d.score)[: self.opts.max_people]
         if found or self.fixed:  # the user's own boxes are never replaced by the whole image
             return found, None, warnings
-        note = note or ("no detection inside the image" if warnings else "no detection")
-        if self.opts.fallback_whole_image:
+        note = note or ("no detection inside the image" if warnings else self._nobody())
+        if self.whole_image:
             whole = Detection(whole_image_box(h, w), 0.0, "whole-image (fallback)", side=self.opts.hand)
             return [whole], note, warnings
         return [], note, warnings
@@ -172,11 +126,13 @@ class DemoRunner:
         return crops
 
     # -- main loop ---------------------------------------------------------------------------------------
-    def _frames(self, sources: List[Source]) -> Iterator[Tuple[_SourceState, Frame]]:
-        self.states: List[_SourceState] = []
+    def _frames(self, sources: List[Source]) -> Iterator[Tuple[SourceState, Frame]]:
+        self.states: List[SourceState] = []
         for source, stem in zip(sources, unique_names(sources)):
-            state = _SourceState(source, Path(self.opts.out) / stem)
+            state = SourceState(source, Path(self.opts.out) / stem)
             self.states.append(state)
+            if hasattr(self.detector, "reset"):
+                self.detector.reset(tracking=self.opts.track and source.kind == "video")
             for frame in read_frames(source, stem, self.opts.frame_stride, self.opts.max_frames):
                 yield state, frame
             state.exhausted = True
@@ -213,7 +169,7 @@ class DemoRunner:
         self.report.skipped.append(entry)
         self._log_once(logging.WARNING, frame.source.path, f"skipped: {reason}")
 
-    def _prepare(self, state: _SourceState, frame: Frame) -> Optional[_Pending]:
+    def _prepare(self, state: SourceState, frame: Frame) -> Optional[_Pending]:
         record: Dict[str, object] = {"name": frame.name, "input": str(frame.source.path)}
         if frame.source.kind == "video":
             record["frame"] = frame.index
@@ -231,18 +187,20 @@ class DemoRunner:
         except FocalError as exc:
             self._skip(frame, str(exc))
             return None
+        started = time.perf_counter()
         detections, note, box_warnings = self.boxes(frame)
         if self.fixed and not detections:
             self._skip(frame, "; ".join(box_warnings))
             return None
-        record.update(image_size=[h, w], focal_length=round(focal, 3), focal_source=focal_source)
+        record.update(image_size=[h, w], focal_length=round(focal, 3), focal_source=focal_source,
+                      seconds={"detection": round(time.perf_counter() - started, 4)})
         warnings = list(frame.warnings) + box_warnings
         if warnings:
             record["warnings"] = warnings
             for warning in warnings:
                 self._log_once(logging.WARNING, frame.source.path, warning)
         if note:
-            record["note"] = note + ("; whole image used" if detections else "; frame skipped")
+            record["note"] = note + ("; whole image used" if detections else "; frame skipped, nothing written")
             self.report.no_detection.append(frame.name)
             log.info("%s: %s", frame.name, record["note"])
         if state.video is None and frame.source.kind == "video":
@@ -252,9 +210,12 @@ class DemoRunner:
 
     def _flush(self, pending: List[_Pending]) -> None:
         crops = [c for p in pending for c in p.crops]
+        started = time.perf_counter()
         people = self.model.predict(crops, self.opts.batch_size) if crops else []
+        per_crop = (time.perf_counter() - started) / max(len(crops), 1)
         start = 0
         for item in pending:
+            item.record["seconds"]["regression"] = round(per_crop * len(item.crops), 4)
             self._write_frame(item, people[start:start + len(item.crops)])
             start += len(item.crops)
             item.state.pending -= 1
@@ -262,13 +223,12 @@ class DemoRunner:
             if state.exhausted and state.pending == 0:
                 self._finish(state)
 
-    # -- writing -----------------------------------------------------------------------------------------
+    # -- fitting and writing -----------------------------------------------------------------------------
     def _write_frame(self, item: _Pending, people: List[PersonPrediction]) -> None:
         frame, state, opts = item.frame, item.state, self.opts
         h, w = frame.image.shape[:2]
         focal = float(item.crops[0].focal) if item.crops else float(item.record["focal_length"])
         is_video = frame.source.kind == "video"
-        entries = []
         kept = []
         for det, crop, person in zip(item.detections, item.crops, people):
             problem = prediction_problem(person.vertices, person.transl, person.betas)
@@ -277,79 +237,42 @@ class DemoRunner:
             else:
                 item.record.setdefault("warnings", []).append(f"box {det.to_json()['bbox_xywh']}: {problem}")
                 self._log_once(logging.WARNING, frame.source.path, problem)
-        people = [person for _, _, person in kept]
-        for k, (det, crop, person) in enumerate(kept):
-            meta = {"focal_length": np.float32(crop.focal), "bbox_xywh": np.asarray(det.bbox, np.float32),
-                    "center": crop.center.astype(np.float32), "scale": np.float32(crop.scale),
-                    "img_size": np.array([h, w]), "score": np.float32(det.score),
-                    "representation": np.array(self.model.representation_name)}
-            entry = dict(det.to_json(), person=k, center=[round(float(v), 2) for v in crop.center],
-                         scale=round(float(crop.scale), 4), body_model=person.body_model,
-                         mirrored=person.mirrored, transl=[round(float(v), 4) for v in person.transl])
-            if self.model.kind == "hand":
-                entry["side"] = det.side or opts.hand or self.model.side
-            if is_video:
-                row = parameter_arrays(person, self.model.kind)
-                row.update({key: np.asarray(v)[None] for key, v in meta.items() if key != "representation"})
-                row.update(frame_index=np.array([frame.index]), person_index=np.array([k]),
-                           mirrored=np.array([person.mirrored]))
-                state.rows.append(row)
-            else:
-                stem = state.folder / f"person{k:02d}"
-                with naming_path(stem.with_suffix(".npz")):
-                    save_params(stem.with_suffix(".npz"), person, self.model.kind, meta)
-                entry["outputs"] = [str(stem.with_suffix(".npz"))]
-            if opts.meshes and (not is_video or opts.video_meshes):
-                base = (state.folder / "meshes" / f"{frame.name}_person{k:02d}") if is_video else stem
-                for suffix in (".obj", ".ply"):
-                    with naming_path(base.with_suffix(suffix)):
-                        save_mesh(base.with_suffix(suffix), person.vertices, person.faces)
-                    self._written(base.with_suffix(suffix))
-                if not is_video:
-                    entry["outputs"] += [str(stem.with_suffix(".obj")), str(stem.with_suffix(".ply"))]
-            if not is_video:
-                self._written(stem.with_suffix(".npz"))
+        started = time.perf_counter()
+        fits, tracks = self.fitter.process([d for d, _, _ in kept], [p for _, _, p in kept],
+                                           state.tracks if is_video else None)
+        state.tracks = tracks if is_video else None
+        if opts.fit:
+            item.record["seconds"]["fit"] = round(time.perf_counter() - started, 4)
+        entries = []
+        for k, ((det, crop, _), fit) in enumerate(zip(kept, fits)):
+            side = (det.side or opts.hand or self.model.side) if self.model.kind == "hand" else None
+            entry = person_entry(k, det, crop, fit.person, self.model.kind, side, fit.record)
+            if opts.fit and fit.status != "ok":
+                self.report.fit_fallbacks.append(f"{frame.name} person {k}: {fit.record['fit']['message']}")
+            meta = person_arrays(det, crop, (h, w), self.model.representation_name,
+                                 fit.status if opts.fit else None)
+            outputs = write_person(state, frame, k, fit.person, self.model.kind, meta, opts.meshes,
+                                   opts.video_meshes, self._written)
+            if outputs:
+                entry["outputs"] = outputs
             entries.append(entry)
         item.record["people"] = entries
         self.report.frames.append(item.record)
-        if not people and not is_video:
+        if not kept and not is_video:
             return
-        view, K, scale = overlay_view(frame.image, intrinsics(focal, h, w), OVERLAY_MAX_SIDE)
+        panel, scale = overlay_image(frame.image, focal, [f.person for f in fits], self.model.faces,
+                                     [d for d, _, _ in kept], OVERLAY_MAX_SIDE, opts.side_view,
+                                     opts.min_keypoint_confidence if opts.draw_keypoints else None)
         if scale < 1.0:
             item.record["overlay_scale"] = round(scale, 6)
-        panel = overlay_panel(view, [p.vertices for p in people], self.model.faces, K,
-                              side_view=opts.side_view) if people else self._blank_panel(view)
-        if is_video:
-            with naming_path(state.video.path):
-                state.video.write(panel)
-        else:
-            path = state.folder / "overlay.png"
-            with naming_path(path):
-                save_png(path, panel)
-            item.record["overlay"] = str(path)
-            self._written(path)
+        path = write_overlay(state, frame, panel, self._written)
+        if path is not None:
+            item.record["overlay"] = path
 
-    def _blank_panel(self, image: np.ndarray) -> np.ndarray:
-        if not self.opts.side_view:
-            return image
-        return np.concatenate([image, np.full_like(image, 255)], axis=1)
-
-    def _finish(self, state: _SourceState) -> None:
-        if state.video is not None:
-            with naming_path(state.video.path):
-                closed = state.video.close()
-            if closed:
-                self._written(state.video.path)
-            state.video = None
-            if state.rows:
-                path = state.folder / "params.npz"
-                arrays = stack_params(state.rows)
-                arrays.update(body_model=np.array(self.model.name), kind=np.array(self.model.kind),
-                              representation=np.array(self.model.representation_name))
-                with naming_path(path):
-                    save_npz(path, **arrays)
-                self._written(path)
-            state.rows = []
+    def _finish(self, state: SourceState) -> None:
+        m = self.model
+        finish_source(state, {"body_model": np.array(m.name), "kind": np.array(m.kind),
+                              "representation": np.array(m.representation_name)}, self._written)
 
     def _written(self, path: Path) -> None:
         self.report.written.append(Path(path))
@@ -359,11 +282,13 @@ class DemoRunner:
         summary = {
             "checkpoint": m.checkpoint, "body_model": m.name, "kind": m.kind,
             "representation": m.representation_name, "inference_mapping": m.switches.inference,
-            "refit": m.refit,
+            "refit": m.refit, "fit": self.opts.fit, "min_keypoint_confidence": self.opts.min_keypoint_confidence,
+            "detector": self.opts.detector if self.detector is not None else None,
             "bbox_expand": self.expand, "inputs": [str(s.path) for s in sources],
             "frames": self.report.frames, "skipped": self.report.skipped,
-            "frames_without_detection": self.report.no_detection,
-            "units": "pixels (boxes, focal), metres (transl, meshes), OpenCV camera frame",
+            "frames_without_detection": self.report.no_detection, "fit_fallbacks": self.report.fit_fallbacks,
+            "units": "pixels (boxes, focal, keypoints, keypoint errors; *_box = fraction of the box around the used "
+                     "keypoints), metres (transl, meshes), seconds, OpenCV camera frame",
         }
         path = Path(self.opts.out) / "summary.json"
         with naming_path(path):

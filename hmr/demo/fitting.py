@@ -1,0 +1,230 @@
+"""The demo's keypoint stage: the 2D keypoint error of each exported mesh against its detection, and (``--fit``)
+keypoint-guided fitting with :mod:`hmr.fitting`.
+
+Fitting starts from the regressor's prediction (its anchor) in the same full-frame camera, all people of a frame
+that share a body model in one batch. Keypoints below ``min_confidence`` (and, from the MediaPipe detectors,
+keypoints outside the image) get weight 0. Video: a person matched to the previous frame's person by box IoU
+(≥ :data:`TRACK_IOU`) starts from that person's fit, with the smoothness term towards it and fewer iterations
+(``tracked_config``), exactly as :func:`hmr.fitting.fit_sequence` treats a tracked person; everyone else starts
+from the regressor. A fit that falls back (diverged: non-finite values; too few keypoints; unusable start) keeps
+the regressor's mesh, and the record says so.
+
+2D keypoint error: mean pixel distance between the mesh's keypoints (the detection's joint set, projected with
+the full-frame camera) and the detected keypoints with confidence ≥ ``min_confidence``; also as a fraction of
+the box around those keypoints (its longer side). ``regressor_*`` is the regressor's mesh, ``fitted_*`` the fit's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from hmr.body.joint_sets import get_joint_set
+from hmr.demo.boxes import Detection
+from hmr.demo.detectors import box_iou
+from hmr.demo.predictor import DemoModel, PersonPrediction
+from hmr.fitting import FitConfig, FitParams, KeypointModel, fit_to_keypoints, project_keypoints, synthetic_pose_gmm
+from hmr.rotations import matrix_to_axis_angle
+
+log = logging.getLogger(__name__)
+TRACK_IOU = 0.3
+MIN_CONFIDENCE = 0.3
+STATUS_TEXT = {
+    "diverged": "fit diverged (non-finite values): the regressor's mesh is kept",
+    "too_few_keypoints": "too few confident keypoints to fit: the regressor's mesh is kept",
+    "bad_start": "the regressor's prediction is unusable as a start (non-finite or behind the camera): not fitted",
+    "no_keypoints": "the boxes came without keypoints (use --detector blazepose/hands, auto, or a detections "
+                    "file with keypoints): not fitted",
+    "unsupported_joint_set": "the body model cannot provide the detection's joint set: not fitted",
+}
+
+
+@dataclass
+class PersonFit:
+    """What the demo exports for one detection (``person``: fitted, or the regressor's prediction) and its summary
+    entries (``record``: ``keypoints``, ``keypoint_error``, ``fit``)."""
+
+    person: PersonPrediction
+    record: Dict[str, object]
+    status: Optional[str] = None
+
+
+@dataclass
+class Track:
+    """One person of the previous video frame: box, exported parameters, whether they were fitted."""
+
+    bbox: Tuple[float, float, float, float]
+    params: FitParams
+    fitted: bool
+
+
+def keypoints_record(det: Detection) -> Optional[Dict[str, object]]:
+    """The detection's keypoints for summary.json: joint set, source and ``points`` {joint name: [x, y, conf]}
+    (joints the detector does not give are left out)."""
+    if det.keypoints is None:
+        return None
+    names = get_joint_set(det.joint_set).names
+    points = {n: [round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+              for n, (x, y, c) in zip(names, det.keypoints) if c > 0}
+    return {"joint_set": det.joint_set, "source": det.source, "points": points}
+
+
+def match_tracks(boxes: Sequence[Sequence[float]], tracks: Sequence[Track],
+                 min_iou: float = TRACK_IOU) -> List[Optional[int]]:
+    """For each box, the index of the previous frame's person it continues (greedy by IoU ≥ ``min_iou``; each
+    previous person used once), or None."""
+    pairs = sorted(((box_iou(b, t.bbox), i, j) for i, b in enumerate(boxes) for j, t in enumerate(tracks)),
+                   reverse=True)
+    match: List[Optional[int]] = [None] * len(boxes)
+    used = set()
+    for iou, i, j in pairs:
+        if iou >= min_iou and match[i] is None and j not in used:
+            match[i] = j
+            used.add(j)
+    return match
+
+
+def _errors(pixels: torch.Tensor, target: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+    """(B,) mean distance over the used keypoints (NaN where none is used)."""
+    dist = torch.linalg.norm(pixels - target, dim=-1)
+    count = used.sum(-1)
+    return torch.where(count > 0, (dist * used).sum(-1) / count.clamp_min(1), torch.full_like(count, float("nan"),
+                                                                                          dtype=dist.dtype))
+
+
+class DemoFitter:
+    """Keypoint errors (always) and fitting (``fit=True``) for the people of one frame; see the module docstring."""
+
+    def __init__(self, model: DemoModel, fit: bool = False, min_confidence: float = MIN_CONFIDENCE,
+                 config: Optional[FitConfig] = None, tracked_config: Optional[FitConfig] = None) -> None:
+        self.model, self.fit = model, fit
+        self.min_confidence = float(min_confidence)
+        base = config or FitConfig.preset(model.kind)
+        self.config = dataclasses.replace(base, min_confidence=self.min_confidence)
+        tracked = tracked_config or dataclasses.replace(base, camera_iterations=0, iterations=20)
+        self.tracked_config = dataclasses.replace(tracked, min_confidence=self.min_confidence)
+        self._bodies = {model.name: model.body_model}
+        self._keypoint_models: Dict[Tuple[str, str], KeypointModel] = {}
+        if fit and self.config.prior_components > 0:  # built (and cached) once, outside the timed fits
+            synthetic_pose_gmm(model.body_model, self.config.prior_components)
+
+    def body_model(self, name: str):
+        """The body model a prediction is expressed in (the checkpoint's, or its other side for mirrored hands)."""
+        if name not in self._bodies:
+            from hmr import body
+            cfg = self.model.config["body_model"]
+            self._bodies[name] = body.load(name, model_dir=cfg.get("model_dir"), num_betas=int(cfg["num_betas"]))
+        return self._bodies[name]
+
+    def _keypoint_model(self, name: str, joint_set: str) -> KeypointModel:
+        key = (name, joint_set)
+        if key not in self._keypoint_models:
+            self._keypoint_models[key] = KeypointModel(self.body_model(name), joint_set)
+        return self._keypoint_models[key]
+
+    def process(self, detections: Sequence[Detection], people: Sequence[PersonPrediction],
+                tracks: Optional[Sequence[Track]] = None) -> Tuple[List[PersonFit], List[Track]]:
+        """(one :class:`PersonFit` per person, the tracks for the next frame). ``tracks``: the previous frame's
+        (video), None for a still image."""
+        out = [PersonFit(p, {"keypoints": keypoints_record(d)} if d.keypoints is not None else {})
+               for d, p in zip(detections, people)]
+        match = match_tracks([d.bbox for d in detections], tracks) if tracks else [None] * len(people)
+        groups: Dict[Tuple[str, str, bool], List[int]] = {}
+        for i, (det, person) in enumerate(zip(detections, people)):
+            if det.keypoints is None:
+                self._not_fitted(out[i], "no_keypoints")
+                continue
+            try:
+                self._keypoint_model(person.body_model, det.joint_set)
+            except KeyError:
+                self._not_fitted(out[i], "unsupported_joint_set")
+                continue
+            groups.setdefault((person.body_model, det.joint_set, match[i] is not None), []).append(i)
+        for (name, joint_set, tracked), index in groups.items():
+            self._group(out, index, [detections[i] for i in index], name, joint_set,
+                        [tracks[match[i]] for i in index] if tracked else None)
+        new_tracks = [Track(d.bbox, FitParams.from_predictions([f.person]), f.status == "ok")
+                      for d, f in zip(detections, out)]
+        return out, new_tracks
+
+    def _not_fitted(self, item: PersonFit, status: str) -> None:
+        item.status = status
+        if self.fit:
+            item.record["fit"] = {"status": status, "fell_back": True, "message": STATUS_TEXT[status]}
+
+    def _group(self, out: List[PersonFit], index: List[int], dets: List[Detection], name: str, joint_set: str,
+               previous: Optional[List[Track]]) -> None:
+        bm, km = self.body_model(name), self._keypoint_model(name, joint_set)
+        people = [out[i].person for i in index]
+        kp = torch.as_tensor(np.stack([d.keypoints for d in dets]), dtype=torch.float32)
+        target, conf = kp[..., :2], torch.where(kp[..., 2] >= self.min_confidence, kp[..., 2], torch.zeros(()))
+        used = conf > 0
+        box = torch.as_tensor([_box_side(d, u.numpy()) for d, u in zip(dets, used)], dtype=torch.float32)
+        K = torch.as_tensor(np.stack([p.K for p in people]), dtype=torch.float32)
+        anchor = FitParams.from_predictions(people)
+        before = _errors(project_keypoints(bm, anchor, K, joint_set), target, used)
+        for j, i in enumerate(index):
+            out[i].record["keypoint_error"] = {
+                "joint_set": joint_set, "keypoints_used": int(used[j].sum()), "min_confidence": self.min_confidence,
+                "box_side_px": round(float(box[j]), 2), **_error_fields("regressor", before[j], box[j])}
+        if not self.fit:
+            return
+        start = anchor
+        if previous is not None:
+            prev = FitParams(*(torch.cat([getattr(t.params, f) for t in previous]) for f in ("rotmats", "betas",
+                                                                                               "transl")))
+            fitted = torch.tensor([t.fitted for t in previous])
+            start = prev.where(fitted, anchor)
+        config = self.tracked_config if previous is not None else self.config
+        result = fit_to_keypoints(bm, start, target, conf, K, joint_set, config, anchor=anchor,
+                                  previous=None if previous is None else prev, box_size=box, keypoint_model=km)
+        finite = torch.isfinite(result.vertices).flatten(1).all(1)
+        for j, i in enumerate(index):
+            status = result.status[j] if bool(finite[j]) else "diverged"
+            item = out[i]
+            item.status = status
+            fit = {"status": status, "fell_back": status != "ok", "seconds": round(result.seconds_per_person, 4),
+                   "batch": len(index), "iterations": config.camera_iterations + config.iterations,
+                   "start": "regressor" if previous is None or not previous[j].fitted else "previous frame's fit"}
+            if status == "ok":
+                item.person = _fitted_person(item.person, result, j, bm, self.model.keypoint_set)
+                after = _errors(result.keypoints_2d[j:j + 1], target[j:j + 1], used[j:j + 1])[0]
+            else:
+                fit["message"] = STATUS_TEXT[status]
+                after = before[j]
+                level = logging.WARNING if status == "diverged" else logging.INFO
+                log.log(level, "person at box %s: %s", [round(v, 1) for v in dets[j].bbox], STATUS_TEXT[status])
+            item.record["fit"] = fit
+            item.record["keypoint_error"].update(_error_fields("fitted", after, box[j]))
+
+
+def _box_side(det: Detection, used: np.ndarray) -> float:
+    """Longer side of the box around the used keypoints (the detection box when fewer than two are used)."""
+    pts = det.keypoints[used, :2]
+    if len(pts) >= 2:
+        side = float((pts.max(axis=0) - pts.min(axis=0)).max())
+        if side >= 1.0:
+            return side
+    return float(max(det.bbox[2], det.bbox[3]))
+
+
+def _error_fields(prefix: str, error: torch.Tensor, box: torch.Tensor) -> Dict[str, Optional[float]]:
+    value = float(error)
+    if not np.isfinite(value):
+        return {f"{prefix}_px": None, f"{prefix}_box": None}
+    return {f"{prefix}_px": round(value, 2), f"{prefix}_box": round(value / float(box), 4)}
+
+
+def _fitted_person(person: PersonPrediction, result, j: int, body_model, keypoint_set: str) -> PersonPrediction:
+    """``person`` with the fit's parameters and camera-frame mesh."""
+    params = result.params.select(torch.tensor([j]))
+    K = torch.as_tensor(person.K, dtype=torch.float32)
+    kp2d = project_keypoints(body_model, params, K, keypoint_set)[0]
+    f = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+    return dataclasses.replace(person, vertices=f(result.vertices[j]), rotmats=f(params.rotmats[0]),
+                               axis_angle=f(matrix_to_axis_angle(params.rotmats[0])), betas=f(params.betas[0]),
+                               transl=f(params.transl[0]), keypoints_2d=f(kp2d))

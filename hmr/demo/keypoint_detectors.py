@@ -1,0 +1,187 @@
+"""Keypoint detectors for the demo: BlazePose (people, 33 landmarks) and MediaPipe Hands (hands, 21 landmarks +
+handedness) from :mod:`hmr.keypoints`, running in PyTorch on the converted MediaPipe networks.
+
+Each :class:`~hmr.demo.boxes.Detection` they return carries its keypoints in a project joint set
+(:data:`BODY_JOINT_SET` / :data:`HAND_JOINT_SET`, mapped by :mod:`hmr.keypoints.mapping`; docs/demo.md lists the
+map) with the landmark's confidence: BlazePose's visibility per landmark, the hand network's hand flag for every
+hand landmark; landmarks outside the image get confidence 0 (the networks also place out-of-frame joints).
+The raw landmarks are kept in ``extra["landmarks"]`` ((33|21, 3) = x, y, confidence).
+
+Boxes: bodies use the box around all 33 landmarks (``box="all"``, default: a half-visible person gets a crop laid
+out like the full bodies the regressor was trained on) or around the visible ones (``box="visible"``); hands the
+box around the 21 landmarks.
+
+Tracking (videos, :meth:`reset` with ``tracking=True``): as in MediaPipe's video mode, frame t's landmark network
+runs on regions derived from frame t−1's landmarks and the person/palm detector runs only when nothing is tracked,
+when a tracked person/hand is lost (its landmark flag drops below ``min_presence``) or every ``redetect_every``
+frames (to pick up newcomers).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from hmr.demo.boxes import Detection
+
+log = logging.getLogger(__name__)
+
+BODY_JOINT_SET = "openpose25"
+HAND_JOINT_SET = "freihand21"
+NETWORKS_FOR = {"body": ("pose_detection", "pose_landmark_full"),
+                "hand": ("palm_detection_full", "hand_landmark_full")}
+# body tracking region: half-side = TRACK_RADIUS x the farthest landmark from the hip centre (the detector's own
+# region measured 1.00-1.13 x that on astronaut/camera/grace_hopper), then MediaPipe's 1.25 landmark-ROI scale
+TRACK_RADIUS = 1.1
+BODY_ROI_SCALE = 1.25
+HAND_ROI_SCALE, HAND_ROI_SHIFT_Y = 2.0, -0.1  # MediaPipe's hand_landmark_landmarks_to_roi
+HIPS, SHOULDERS = (23, 24), (11, 12)
+WRIST, MIDDLE_MCP = 0, 9
+
+
+def missing_networks(kind: str, weights_dir: Optional[Union[str, Path]] = None) -> Optional[str]:
+    """Why the keypoint detector for ``kind`` cannot run here (converted networks missing), or None."""
+    from hmr.models.mediapipe import network_path
+    missing = [n for n in NETWORKS_FOR[kind] if not network_path(n, weights_dir).is_file()]
+    if not missing:
+        return None
+    return (f"converted MediaPipe networks {', '.join(missing)} not found in "
+            f"{network_path(missing[0], weights_dir).parent} (run `bash scripts/setup_env.sh` or "
+            "tools/convert_mediapipe.py)")
+
+
+def _confidence_inside(points: np.ndarray, confidence: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``confidence`` with 0 for points outside the image."""
+    inside = (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+    return np.where(inside & np.isfinite(points).all(axis=1), confidence, 0.0)
+
+
+def _mapped(mapped) -> np.ndarray:
+    """(K, 3) x, y, confidence (0 where the map has no source) from a :class:`MappedKeypoints`."""
+    conf = np.where(mapped.mask, mapped.confidence, 0.0)
+    return np.concatenate([mapped.keypoints, conf[:, None]], axis=1)
+
+
+def _xyxy_to_xywh(box: Sequence[float]):
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (x0, y0, max(x1 - x0, 1.0), max(y1 - y0, 1.0))
+
+
+def body_track_roi(keypoints: np.ndarray):
+    """The landmark region of the next frame from this frame's 33 BlazePose landmarks: centred on the hip
+    centre, rotated so that hips → shoulders points up, half-side :data:`TRACK_RADIUS` x the farthest landmark."""
+    from hmr.keypoints.roi import RotatedRect, rotation_from_points
+    hip = keypoints[list(HIPS)].mean(axis=0)
+    shoulders = keypoints[list(SHOULDERS)].mean(axis=0)
+    radius = TRACK_RADIUS * float(np.linalg.norm(keypoints - hip, axis=1).max())
+    side = 2.0 * radius * BODY_ROI_SCALE
+    return RotatedRect(float(hip[0]), float(hip[1]), side, side, rotation_from_points(hip, shoulders))
+
+
+def hand_track_roi(keypoints: np.ndarray):
+    """The landmark region of the next frame from this frame's 21 hand landmarks: their box in the frame rotated
+    so that wrist → middle-finger knuckle points up, shifted and scaled as MediaPipe does."""
+    from hmr.keypoints.roi import RotatedRect, rotation_from_points, transform_rect
+    rotation = rotation_from_points(keypoints[WRIST], keypoints[MIDDLE_MCP])
+    c, s = math.cos(rotation), math.sin(rotation)
+    R = np.array([[c, -s], [s, c]])
+    local = keypoints @ R  # image -> the rectangle's own axes
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    centre = 0.5 * (lo + hi) @ R.T
+    rect = RotatedRect(float(centre[0]), float(centre[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), rotation)
+    return transform_rect(rect, HAND_ROI_SCALE, shift=(0.0, HAND_ROI_SHIFT_Y), square_long=True)
+
+
+class _Tracking:
+    """Detector-or-tracker bookkeeping shared by the body and hand detectors."""
+
+    gives_keypoints = True
+
+    def __init__(self, redetect_every: int) -> None:
+        self.redetect_every = redetect_every
+        self.tracking = False
+        self._rois: list = []
+        self._since_detection = 0
+
+    def reset(self, tracking: bool = False) -> None:
+        """Start a new input; ``tracking``: consecutive calls are frames of one video."""
+        self.tracking, self._rois, self._since_detection = tracking, [], 0
+
+    def _run(self, image: np.ndarray, pipeline, roi_of):
+        """(results, tracked): landmarks on last frame's regions while every tracked one survives, else the full
+        pipeline (detector + landmarks)."""
+        due = self.redetect_every > 0 and self._since_detection >= self.redetect_every
+        if self.tracking and self._rois and not due:
+            results = pipeline.landmarks(image, self._rois)
+            if len(results) == len(self._rois):
+                self._since_detection += 1
+                self._rois = [roi_of(r.keypoints) for r in results]
+                return results, True
+        results = pipeline(image)
+        self._since_detection = 1
+        self._rois = [roi_of(r.keypoints) for r in results] if self.tracking else []
+        return results, False
+
+
+class BlazePoseDetector(_Tracking):
+    """People with 33 BlazePose landmarks, mapped to :data:`BODY_JOINT_SET` (see the module docstring)."""
+
+    def __init__(self, min_detection_score: float = 0.5, min_presence: float = 0.5, box: str = "all",
+                 redetect_every: int = 30, weights_dir: Optional[Union[str, Path]] = None) -> None:
+        from hmr.keypoints import BlazePose
+        if box not in ("all", "visible"):
+            raise ValueError(f"box must be 'all' or 'visible', got {box!r}")
+        super().__init__(redetect_every)
+        self.pose = BlazePose(weights_dir, min_detection_score=min_detection_score, min_presence=min_presence)
+        self.box = box
+
+    def __call__(self, image: np.ndarray) -> List[Detection]:
+        from hmr.keypoints import map_body
+        from hmr.keypoints.blazepose import as_rgb
+        image = as_rgb(image)
+        h, w = image.shape[:2]
+        results, tracked = self._run(image, self.pose, body_track_roi)
+        found = []
+        for r in results:
+            conf = _confidence_inside(r.keypoints, r.visibility, h, w)
+            box = r.box if self.box == "all" else r.visible_box(0.5)
+            score = r.detection_score if math.isfinite(r.detection_score) else r.score
+            found.append(Detection(
+                _xyxy_to_xywh(box), float(score), "blazepose (tracked)" if tracked else "blazepose",
+                keypoints=_mapped(map_body(r.keypoints, conf, BODY_JOINT_SET)), joint_set=BODY_JOINT_SET,
+                extra={"landmarks": np.concatenate([r.keypoints, conf[:, None]], axis=1),
+                       "landmark_format": "blazepose33", "landmark_score": float(r.score)}))
+        return found
+
+
+class HandsDetector(_Tracking):
+    """Hands with 21 MediaPipe landmarks (= :data:`HAND_JOINT_SET` order) and handedness (``side``; the person's
+    own side in an unmirrored photo)."""
+
+    def __init__(self, min_detection_score: float = 0.5, min_presence: float = 0.5, redetect_every: int = 30,
+                 weights_dir: Optional[Union[str, Path]] = None) -> None:
+        from hmr.keypoints import MediaPipeHands
+        super().__init__(redetect_every)
+        self.hands = MediaPipeHands(weights_dir, min_detection_score=min_detection_score,
+                                    min_presence=min_presence)
+
+    def __call__(self, image: np.ndarray) -> List[Detection]:
+        from hmr.keypoints import map_hand
+        from hmr.keypoints.blazepose import as_rgb
+        image = as_rgb(image)
+        h, w = image.shape[:2]
+        results, tracked = self._run(image, self.hands, hand_track_roi)
+        found = []
+        for r in results:
+            conf = _confidence_inside(r.keypoints, np.full(len(r.keypoints), r.score), h, w)
+            score = r.detection_score if math.isfinite(r.detection_score) else r.score
+            found.append(Detection(
+                _xyxy_to_xywh(r.box), float(score), "hands (tracked)" if tracked else "hands", side=r.handedness,
+                keypoints=_mapped(map_hand(r.keypoints, conf, HAND_JOINT_SET)), joint_set=HAND_JOINT_SET,
+                extra={"landmarks": np.concatenate([r.keypoints, conf[:, None]], axis=1),
+                       "landmark_format": "mediapipe_hand21", "landmark_score": float(r.score),
+                       "right_score": float(r.right_score)}))
+        return found
