@@ -20,6 +20,7 @@ from hmr.engine import checkpoint as ckpt
 from hmr.engine.csv_log import append_row, drop_rows_after
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
 from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
+from hmr.engine.feature_cache import cache_features
 from hmr.engine.forward import Annealing, OrthoSwitches, body_forward, decode_outputs
 from hmr.engine.gap import training_log_stats
 from hmr.engine.run_folder import check_new_run, remove_stale_temp_files
@@ -86,7 +87,14 @@ class Trainer:
                                                   if self.device.type == "cuda" else None)
                           if self.dist.enabled else self.model)
 
-        self.dataset = build_mixed_dataset(cfg.data, split="train")
+        self.cached = bool(tcfg.get("cache_features", False))
+        if self.cached:  # a frozen encoder's maps, computed once (no augmentation; hmr/engine/feature_cache.py)
+            self.dataset = cache_features(build_mixed_dataset(cfg.data, split="train", augment=False),
+                                          self.model.backbone, self.device,
+                                          num_workers=int(tcfg.get("num_workers", 0)), progress=self.dist.is_main)
+            self.model.backbone.features_input = True
+        else:
+            self.dataset = build_mixed_dataset(cfg.data, split="train")
         self.global_batch = int(tcfg.batch_size)
         self.step = 0
         self.skipped_steps = 0
@@ -103,9 +111,9 @@ class Trainer:
         # The loader draws its workers' base seed from its own generator, not the global RNG: a resumed run
         # restores the global RNG (dropout, ...) and must not shift it by creating the loader at another step.
         # Augmentation does not depend on the base seed (SeededDataset seeds every sample).
+        workers = 0 if self.cached else int(tcfg.get("num_workers", 0))  # cached items are in memory
         self.loader = DataLoader(SeededDataset(self.dataset, seed), batch_sampler=self.batch_sampler,
-                                 num_workers=int(tcfg.get("num_workers", 0)),
-                                 persistent_workers=int(tcfg.get("num_workers", 0)) > 0,
+                                 num_workers=workers, persistent_workers=workers > 0,
                                  generator=torch.Generator().manual_seed(seed))
         self.csv_path = self.out_dir / "log.csv"
         self.writer = None
@@ -345,8 +353,12 @@ class Trainer:
         if not self.dist.is_main or not self.cfg.get("eval"):
             return None
         from hmr.engine.evaluator import evaluate_config
-        result = evaluate_config(self.cfg, self.model, self.body_model, self.representation,
-                                 max_samples=self.cfg.eval.get("max_samples_during_training"))
+        self.model.backbone.features_input = False  # evaluation reads images
+        try:
+            result = evaluate_config(self.cfg, self.model, self.body_model, self.representation,
+                                     max_samples=self.cfg.eval.get("max_samples_during_training"))
+        finally:
+            self.model.backbone.features_input = self.cached
         if self.writer is not None:
             for key, value in result["metrics"].items():
                 self.writer.add_scalar(f"eval/{key}", value, self.step)

@@ -75,7 +75,20 @@ class Backbone(nn.Module):
             self.model.eval()
         return self
 
+    #: Set by the trainer while it feeds cached encoder maps (:mod:`hmr.engine.feature_cache`) instead of images.
+    features_input: bool = False
+
+    def encoder_maps(self, img: torch.Tensor) -> torch.Tensor:
+        """The frozen encoder's map that the flatten read-out consumes, for caching (no gradient)."""
+        if self.flatten is None or self.keypoints is not None:
+            raise ValueError("cached encoder features need model.pooling=flatten without heatmaps")
+        with torch.no_grad():
+            img = img * self.input_scale + self.input_shift if self.has_input_affine else img
+            return self.model.forward_intermediates(img, indices=[self.flatten.stage], intermediates_only=True)[-1]
+
     def forward(self, img: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        if self.features_input:  # a cached encoder map, see encoder_maps
+            return self.flatten(img)
         if img.ndim != 4 or img.shape[1] != 3:
             raise ValueError(f"backbone {self.name!r} expects images (B, 3, H, W), got {tuple(img.shape)}")
         if self.is_vit and tuple(img.shape[-2:]) != self.input_size:
