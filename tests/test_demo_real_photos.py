@@ -199,3 +199,27 @@ def test_detection_file_keypoints_travel_with_the_box(tmp_path):
     assert hand.joint_set == "freihand21" and hand.side == "left"
     odd = entry_detections({"keypoints": body[:17].reshape(-1).tolist()}, "body", "f.json")[0]
     assert odd.keypoints is None and odd.joint_set is None
+
+
+def test_given_boxes_get_blazepose_keypoints_for_the_fit(ckpts, astronaut, tmp_path):
+    out = tmp_path / "o"
+    assert _run(ckpts["body"], astronaut, out, "--bbox", "60,100,280,412", "--fit") == 0
+    person = json.loads((out / "summary.json").read_text())["frames"][0]["people"][0]
+    assert person["source"] == "bbox-flag + blazepose keypoints" and person["fit"]["status"] == "ok"
+    assert person["keypoint_error"]["fitted_px"] < person["keypoint_error"]["regressor_px"]
+
+
+def test_fit_settings_are_checked_before_the_checkpoint_loads(tmp_path, astronaut, capsys):
+    assert _run(tmp_path / "missing.pt", astronaut, tmp_path / "o", "--fit", "--fit-set", "bogus=1") == 2
+    assert "unknown FitConfig field(s) ['bogus']" in capsys.readouterr().err
+    assert _run(tmp_path / "missing.pt", astronaut, tmp_path / "o", "--fit", "--fit-set", "iterations") == 2
+    assert "FIELD=NUMBER" in capsys.readouterr().err
+
+
+def test_selfie_segmentation_masks_the_person():
+    from hmr.demo.photos import PersonSegmenter, sample_photos
+    photos = sample_photos()
+    assert set(photos) == {"astronaut", "camera", "grace_hopper"}
+    assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in photos.values())
+    mask = PersonSegmenter()(photos["astronaut"])
+    assert mask.shape == (512, 512) and mask[128, 222] and not mask[20, 480]  # her nose; the sky by the rocket

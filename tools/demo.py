@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default: auto = blazepose / hands by the checkpoint's kind)")
     parser.add_argument("--fit", action="store_true",
                         help="fit each person to its detected keypoints (starts from the regressor's prediction)")
+    parser.add_argument("--fit-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="hmr.fitting.FitConfig field over the demo's settings (repeatable), e.g. iterations=120")
     parser.add_argument("--min-keypoint-confidence", type=float, default=0.3,
                         help="keypoints below this confidence are ignored by the fit and the 2D error (default 0.3)")
     parser.add_argument("--no-track", action="store_true",
@@ -99,6 +101,23 @@ def print_written(paths, out: Path, limit: int = 20) -> None:
         print(f"  {folder}/: {shorten(names, 8)}")
 
 
+def parse_fit_settings(pairs) -> dict:
+    """``["iterations=120", "w_anchor_pose=0.02"]`` -> {field: number} (fields checked by DemoOptions.validate)."""
+    from hmr.fitting import FitConfig
+    integers = {name for name, f in FitConfig.__dataclass_fields__.items() if isinstance(f.default, int)}
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            raise ValueError(f"--fit-set expects FIELD=NUMBER, got {pair!r}")
+        settings[key.strip()] = int(number) if key.strip() in integers and number.is_integer() else number
+    return settings
+
+
 def print_keypoint_errors(frames, limit: int = 10) -> None:
     """One line per person with keypoints: 2D keypoint error of the regressor's (and the fitted) mesh."""
     lines = []
@@ -140,7 +159,8 @@ def main(argv=None) -> int:
             fallback_whole_image=False if args.skip_undetected else (True if args.whole_image_fallback else None),
             meshes=not args.no_meshes, video_meshes=args.video_meshes, frame_stride=args.frame_stride,
             max_frames=args.max_frames, progress=not args.quiet, fit=args.fit,
-            min_keypoint_confidence=args.min_keypoint_confidence, track=not args.no_track)
+            min_keypoint_confidence=args.min_keypoint_confidence, track=not args.no_track,
+            fit_settings=parse_fit_settings(args.fit_set))
         check_demo_inputs(Path(args.input), options)  # before the (slow) checkpoint load
         model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation, refit=args.refit)
         report = run_demo(model, Path(args.input), options)

@@ -11,8 +11,9 @@ Accepted layouts (boxes are COCO ``[x, y, w, h]`` pixels):
 
 An entry may give ``bbox``; or keypoints (``keypoints`` / ``pose_keypoints_2d``: flat x, y, confidence), boxed
 tightly. Keypoints in a known layout also travel with the box for ``--fit``: 25 body points = OpenPose BODY_25
-(``openpose25``), 18 = OpenPose COCO-18 (``coco18``), 21 hand points = OpenPose/FreiHAND order (``freihand21``). For hands: ``hand_left_keypoints_2d`` / ``hand_right_keypoints_2d`` (OpenPose), ``lefthand_box`` /
-``righthand_box`` or ``lefthand_kpts`` / ``righthand_kpts`` (COCO-WholeBody), or ``bbox`` with ``"side"``.
+(``openpose25``), 18 = OpenPose COCO-18 (``coco18``), 21 hand points = OpenPose/FreiHAND order (``freihand21``).
+For hands: ``hand_left_keypoints_2d`` / ``hand_right_keypoints_2d`` (OpenPose), ``lefthand_box`` / ``righthand_box``
+or ``lefthand_kpts`` / ``righthand_kpts`` (COCO-WholeBody), or ``bbox`` with ``"side"``.
 """
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ Boxes: bodies use the box around all 33 landmarks (``box="all"``, default: a hal
 out like the full bodies the regressor was trained on) or around the visible ones (``box="visible"``); hands the
 box around the 21 landmarks.
 
+Given boxes (``--bbox``, a detections file without keypoints): :class:`BoxKeypoints` runs BlazePose's landmark
+network in square regions around each body box (:data:`BOX_ROI_SCALES` x its longer side, upright; one batch) and
+keeps the region whose person flag is highest, so ``--fit`` works there too.
+
 Tracking (videos, :meth:`reset` with ``tracking=True``): as in MediaPipe's video mode, frame t's landmark network
 runs on regions derived from frame t−1's landmarks and the person/palm detector runs only when nothing is tracked,
 when a tracked person/hand is lost (its landmark flag drops below ``min_presence``) or every ``redetect_every``
@@ -38,6 +42,9 @@ NETWORKS_FOR = {"body": ("pose_detection", "pose_landmark_full"),
 TRACK_RADIUS = 1.1
 BODY_ROI_SCALE = 1.25
 HAND_ROI_SCALE, HAND_ROI_SHIFT_Y = 2.0, -0.1  # MediaPipe's hand_landmark_landmarks_to_roi
+# landmark region sides / tight body box side; the network's person flag is not monotonic in the region size, so a
+# few are tried (1.4 missed fewest synthetic renders; the cameraman's 1.4 region scores 0.32, 1.2 and 1.6 over 0.9)
+BOX_ROI_SCALES = (1.2, 1.4, 1.6)
 HIPS, SHOULDERS = (23, 24), (11, 12)
 WRIST, MIDDLE_MCP = 0, 9
 
@@ -139,22 +146,55 @@ class BlazePoseDetector(_Tracking):
         self.box = box
 
     def __call__(self, image: np.ndarray) -> List[Detection]:
-        from hmr.keypoints import map_body
         from hmr.keypoints.blazepose import as_rgb
         image = as_rgb(image)
         h, w = image.shape[:2]
         results, tracked = self._run(image, self.pose, body_track_roi)
-        found = []
-        for r in results:
-            conf = _confidence_inside(r.keypoints, r.visibility, h, w)
-            box = r.box if self.box == "all" else r.visible_box(0.5)
-            score = r.detection_score if math.isfinite(r.detection_score) else r.score
-            found.append(Detection(
-                _xyxy_to_xywh(box), float(score), "blazepose (tracked)" if tracked else "blazepose",
-                keypoints=_mapped(map_body(r.keypoints, conf, BODY_JOINT_SET)), joint_set=BODY_JOINT_SET,
-                extra={"landmarks": np.concatenate([r.keypoints, conf[:, None]], axis=1),
-                       "landmark_format": "blazepose33", "landmark_score": float(r.score)}))
-        return found
+        source = "blazepose (tracked)" if tracked else "blazepose"
+        return [_body_detection(r, h, w, self.box, source) for r in results]
+
+
+def _body_detection(r, height: int, width: int, box: str, source: str) -> Detection:
+    """A demo detection from a BlazePose :class:`~hmr.keypoints.PoseResult`."""
+    from hmr.keypoints import map_body
+    conf = _confidence_inside(r.keypoints, r.visibility, height, width)
+    xyxy = r.box if box == "all" else r.visible_box(0.5)
+    score = r.detection_score if math.isfinite(r.detection_score) else r.score
+    return Detection(_xyxy_to_xywh(xyxy), float(score), source,
+                     keypoints=_mapped(map_body(r.keypoints, conf, BODY_JOINT_SET)), joint_set=BODY_JOINT_SET,
+                     extra={"landmarks": np.concatenate([r.keypoints, conf[:, None]], axis=1),
+                            "landmark_format": "blazepose33", "landmark_score": float(r.score)})
+
+
+class BoxKeypoints:
+    """BlazePose landmarks for body boxes that came without keypoints (see the module docstring)."""
+
+    def __init__(self, min_presence: float = 0.5, weights_dir: Optional[Union[str, Path]] = None) -> None:
+        from hmr.keypoints import BlazePose
+        self.pose = BlazePose(weights_dir, min_presence=min_presence, dedupe=0.0)  # keep every region's result
+
+    def __call__(self, image: np.ndarray, detections: Sequence[Detection]) -> List[Detection]:
+        """``detections`` with keypoints added where they had none and the landmark network finds a person in
+        the box (the box, score and source stay; the source gains ``+ blazepose keypoints``)."""
+        from dataclasses import replace
+
+        from hmr.keypoints.blazepose import as_rgb
+        from hmr.keypoints.roi import RotatedRect
+        image = as_rgb(image)
+        h, w = image.shape[:2]
+        out = list(detections)
+        for i, det in enumerate(detections):
+            if det.keypoints is not None:
+                continue
+            x, y, bw, bh = det.bbox
+            regions = [RotatedRect(x + bw / 2, y + bh / 2, s * max(bw, bh), s * max(bw, bh), 0.0)
+                       for s in BOX_ROI_SCALES]
+            found = self.pose.landmarks(image, regions)
+            if found:
+                body = _body_detection(max(found, key=lambda r: r.score), h, w, "all", det.source)
+                out[i] = replace(det, keypoints=body.keypoints, joint_set=body.joint_set,
+                                 source=f"{det.source} + blazepose keypoints", extra={**det.extra, **body.extra})
+        return out
 
 
 class HandsDetector(_Tracking):

@@ -22,7 +22,8 @@ class DemoOptions:
     ``fallback_whole_image``: use the whole frame when no box is found — None (default) means yes for box-only
     detectors and no for the keypoint detectors (blazepose, hands), whose "nobody here" is trusted. ``fit``:
     keypoint-guided fitting of every person that has keypoints; ``min_keypoint_confidence``: keypoints below it
-    neither count in the 2D error nor pull the fit; ``track``: in videos, the keypoint detectors follow last
+    neither count in the 2D error nor pull the fit; ``fit_settings``: :class:`~hmr.fitting.FitConfig` fields over
+    the demo's settings (:func:`hmr.demo.fitting.demo_fit_config`); ``track``: in videos, the keypoint detectors follow last
     frame's people instead of running the person detector on every frame (MediaPipe's video mode)."""
 
     out: Path
@@ -45,6 +46,7 @@ class DemoOptions:
     min_keypoint_confidence: float = 0.3
     track: bool = True
     draw_keypoints: bool = True
+    fit_settings: Dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise :class:`DemoError` (or ``DetectionFileError``) for values no frame could use; cheap, so tools
@@ -63,6 +65,16 @@ class DemoOptions:
             raise DemoError(f"--hand must be one of {HAND_SIDES}, got {self.hand!r}")
         if not (math.isfinite(self.min_keypoint_confidence) and 0.0 <= self.min_keypoint_confidence < 1.0):
             raise DemoError(f"--min-keypoint-confidence must be in [0, 1), got {self.min_keypoint_confidence}")
+        if self.fit_settings:
+            from hmr.fitting import FitConfig
+            known = set(FitConfig.__dataclass_fields__) - {"min_confidence"}
+            unknown = sorted(set(self.fit_settings) - known)
+            if unknown:
+                raise DemoError(f"--fit-set: unknown FitConfig field(s) {unknown}; known: {sorted(known)}")
+            try:
+                FitConfig(**self.fit_settings)
+            except (TypeError, ValueError) as exc:
+                raise DemoError(f"--fit-set: {exc}") from None
         try:
             check_focal_flag(self.focal)
         except ValueError as exc:

@@ -2,7 +2,8 @@
 fitting → files.
 
 Box sources, first match wins: ``bboxes`` (the same boxes on every frame), a detections file, the detector
-(:mod:`hmr.demo.detectors`; ``blazepose`` / ``hands`` also give keypoints). A frame with no box is reported
+(:mod:`hmr.demo.detectors`; ``blazepose`` / ``hands`` also give keypoints; with ``fit``, body boxes that came
+without keypoints get BlazePose's landmarks in the box). A frame with no box is reported
 (``note`` in the summary); box-only detectors then use the whole frame as the box (``fallback_whole_image``), the
 keypoint detectors write nothing for it (no person / no hand is an answer, not a failure). Boxes that lie wholly
 outside their image are ignored (a ``warnings`` entry); a frame whose ``--bbox`` boxes all lie outside it is
@@ -80,7 +81,15 @@ class DemoRunner:
         self.keypoint_detector = gives_keypoints(self.detector)
         self.whole_image = (options.fallback_whole_image if options.fallback_whole_image is not None
                             else not self.keypoint_detector)
-        self.fitter = DemoFitter(model, options.fit, options.min_keypoint_confidence)
+        self.fitter = DemoFitter(model, options.fit, options.min_keypoint_confidence, options.fit_settings)
+        self.box_keypoints = None
+        if options.fit and self.detector is None and model.kind == "body":
+            from hmr.demo.keypoint_detectors import BoxKeypoints, missing_networks
+            problem = missing_networks("body")
+            if problem is None:
+                self.box_keypoints = BoxKeypoints()
+            else:
+                log.warning("--fit: boxes without keypoints cannot be fitted: %s", problem)
         self.report = DemoReport()
 
     # -- boxes -------------------------------------------------------------------------------------------
@@ -108,6 +117,8 @@ class DemoRunner:
             return [Detection(whole_image_box(h, w), 1.0, "whole-image", side=self.opts.hand)], None, []
         inside, warnings = split_outside(found or [], h, w)
         found = sorted(inside, key=lambda d: -d.score)[: self.opts.max_people]
+        if self.box_keypoints is not None and found:
+            found = self.box_keypoints(frame.image, found)
         if found or self.fixed:  # the user's own boxes are never replaced by the whole image
             return found, None, warnings
         note = note or ("no detection inside the image" if warnings else self._nobody())
@@ -283,6 +294,8 @@ class DemoRunner:
             "checkpoint": m.checkpoint, "body_model": m.name, "kind": m.kind,
             "representation": m.representation_name, "inference_mapping": m.switches.inference,
             "refit": m.refit, "fit": self.opts.fit, "min_keypoint_confidence": self.opts.min_keypoint_confidence,
+            "fit_config": ({"still": vars(self.fitter.config), "tracked_video_frames": vars(self.fitter.tracked_config)}
+                           if self.opts.fit else None),
             "detector": self.opts.detector if self.detector is not None else None,
             "bbox_expand": self.expand, "inputs": [str(s.path) for s in sources],
             "frames": self.report.frames, "skipped": self.report.skipped,
