@@ -223,3 +223,17 @@ def test_selfie_segmentation_masks_the_person():
     assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in photos.values())
     mask = PersonSegmenter()(photos["astronaut"])
     assert mask.shape == (512, 512) and mask[128, 222] and not mask[20, 480]  # her nose; the sky by the rocket
+
+
+def test_left_hand_found_mirrored_and_fitted_with_the_left_model(ckpts, tmp_path):
+    from test_keypoints_pipelines import render_palm
+    image, _ = render_palm("left")
+    path = tmp_path / "palm.png"
+    cv2.imwrite(str(path), image[..., ::-1])
+    out = tmp_path / "o"
+    assert _run(ckpts["hand"], path, out, "--fit") == 0
+    person = json.loads((out / "summary.json").read_text())["frames"][0]["people"][0]
+    assert person["source"] == "hands" and person["side"] == "left" and person["mirrored"]
+    assert person["body_model"] == "open-mano-left" and person["keypoints"]["joint_set"] == "freihand21"
+    assert person["fit"]["status"] == "ok"
+    assert person["keypoint_error"]["fitted_px"] < person["keypoint_error"]["regressor_px"]

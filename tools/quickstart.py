@@ -8,8 +8,9 @@
    when already complete),
 2. trains the CPU presets (configs/body_cpu.yaml, configs/hand_cpu.yaml; PRoM),
 3. evaluates each on its synthetic test split, next to the mean-pose baseline,
-4. runs the demo on a few synthetic test images,
-5. prints the metrics and lists every file it wrote.
+4. runs the demo on a few synthetic test images, and the body model on three real photos that ship in pip packages
+   (scikit-image's astronaut and camera, matplotlib's grace_hopper) with BlazePose keypoints and fitting,
+5. prints the metrics and lists every file it wrote (the photo overlays first).
 Each step is one of the project's own command-line tools; the exact commands are printed as they run.
 """
 import argparse
@@ -82,6 +83,9 @@ def main(argv=None) -> int:
         run(["tools/demo.py", "--checkpoint", ckpt, "--input", demo_input, "--detections", boxes,
              "--out", out / "demo" / kind], logs / f"demo_{kind}.log")
         if kind == "body":
+            photos = _write_photos(out / "demo_inputs" / "photos")
+            run(["tools/demo.py", "--checkpoint", ckpt, "--input", photos, "--detector", "auto", "--fit",
+                 "--out", out / "demo" / "photos"], logs / "demo_photos.log")
             run(["tools/demo_iou.py", "--checkpoint", ckpt, "--npz", Path(args.data_root) / "body_quick" / "test.npz",
                  "--max-samples", "200", "--out", run_dir / "demo_mask_iou.json"], logs / "demo_iou.log")
 
@@ -105,11 +109,42 @@ def main(argv=None) -> int:
         iou = json.loads(iou_file.read_text())
         print(f"demo (body): rendered-mask IoU vs ground truth on {iou['count']} synthetic test images: "
               f"mean {iou['mean_iou']:.3f}, median {iou['median_iou']:.3f}")
+    _print_photo_fits(out / "demo" / "photos" / "summary.json")
     print(f"\nfinished in {(time.time() - t0) / 60:.1f} min. Files written under {out}:")
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and "tensorboard" not in p.parts):
+    files = sorted(p for p in out.rglob("*") if p.is_file() and "tensorboard" not in p.parts)
+    photo_overlays = sorted((out / "demo" / "photos").glob("*/overlay.png"))
+    if photo_overlays:
+        print("  real photos, fitted meshes over the photo | side view:")
+    for path in photo_overlays + [p for p in files if p not in photo_overlays]:
         print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     print(f"  (+ TensorBoard logs in {out}/*/tensorboard; synthetic data in {args.data_root})")
     return 0
+
+
+def _write_photos(dest: Path) -> Path:
+    """The real photos the demo runs on (from scikit-image and matplotlib; nothing is downloaded)."""
+    from hmr.demo.photos import write_sample_photos
+    write_sample_photos(dest)
+    return dest
+
+
+def _print_photo_fits(summary_path: Path) -> None:
+    """One line per real photo: person found, 2D keypoint error before/after fitting."""
+    if not summary_path.exists():
+        return
+    print("demo (body) on real photos, BlazePose keypoints + fitting (2D keypoint error, pixels):")
+    for frame in json.loads(summary_path.read_text())["frames"]:
+        people = frame.get("people", [])
+        if not people:
+            print(f"  {frame['name']}: {frame.get('note', 'no person')}")
+            continue
+        err, fit = people[0].get("keypoint_error") or {}, people[0].get("fit") or {}
+        if err.get("regressor_px") is None:
+            print(f"  {frame['name']}: {len(people)} person(s), no keypoints to score")
+            continue
+        fitted = "n/a" if err.get("fitted_px") is None else f"{err['fitted_px']:.1f} px"
+        print(f"  {frame['name']}: {len(people)} person(s); regressor {err['regressor_px']:.1f} px -> fitted "
+              f"{fitted} ({fit.get('status', 'not fitted')}, {fit.get('seconds', 0.0):.2f} s)")
 
 
 def _demo_images(data_root: Path, kind: str, dest: Path, count: int):

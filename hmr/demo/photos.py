@@ -13,7 +13,6 @@ from typing import Dict, List, Optional, Union
 
 import cv2
 import numpy as np
-import torch
 
 PHOTOS = ("astronaut", "camera", "grace_hopper")
 
@@ -67,6 +66,7 @@ class PersonSegmenter:
         if image.ndim == 2:
             image = np.stack([image] * 3, axis=-1)
         h, w = image.shape[:2]
+        import torch
         small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
         with torch.no_grad():
             out = self.net(torch.from_numpy(small)[None].permute(0, 3, 1, 2))
