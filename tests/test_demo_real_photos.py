@@ -237,3 +237,20 @@ def test_left_hand_found_mirrored_and_fitted_with_the_left_model(ckpts, tmp_path
     assert person["body_model"] == "open-mano-left" and person["keypoints"]["joint_set"] == "freihand21"
     assert person["fit"]["status"] == "ok"
     assert person["keypoint_error"]["fitted_px"] < person["keypoint_error"]["regressor_px"]
+
+
+def test_hand_tracking_follows_a_moving_hand():
+    from test_keypoints_pipelines import render_palm
+    image, _ = render_palm("right")
+    detector = HandsDetector()
+    detector.reset(tracking=True)
+    wrists = []
+    for shift in (0, 6, 12):
+        frame = np.full_like(image, 200)
+        frame[:, shift:] = image[:, :image.shape[1] - shift]
+        found = detector(frame)
+        assert len(found) == 1 and found[0].side == "right"
+        wrists.append(found[0].keypoints[0, :2])
+        assert found[0].source == ("hands" if shift == 0 else "hands (tracked)")
+    steps = np.diff(np.array(wrists), axis=0)
+    np.testing.assert_allclose(steps, [[6, 0], [6, 0]], atol=1.5)

@@ -46,7 +46,10 @@ HAND_ROI_SCALE, HAND_ROI_SHIFT_Y = 2.0, -0.1  # MediaPipe's hand_landmark_landma
 # few are tried (1.4 missed fewest synthetic renders; the cameraman's 1.4 region scores 0.32, 1.2 and 1.6 over 0.9)
 BOX_ROI_SCALES = (1.2, 1.4, 1.6)
 HIPS, SHOULDERS = (23, 24), (11, 12)
-WRIST, MIDDLE_MCP = 0, 9
+# MediaPipe's HandLandmarksToRectCalculator: the box of the palm landmarks (wrist, thumb CMC-IP, knuckles and the
+# PIP joints), rotated so that wrist -> (middle PIP + mean of index and ring PIP) / 2 points up
+HAND_PARTIAL = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+WRIST, INDEX_PIP, MIDDLE_PIP, RING_PIP = 0, 6, 10, 14
 
 
 def missing_networks(kind: str, weights_dir: Optional[Union[str, Path]] = None) -> Optional[str]:
@@ -89,13 +92,14 @@ def body_track_roi(keypoints: np.ndarray):
 
 
 def hand_track_roi(keypoints: np.ndarray):
-    """The landmark region of the next frame from this frame's 21 hand landmarks: their box in the frame rotated
-    so that wrist → middle-finger knuckle points up, shifted and scaled as MediaPipe does."""
+    """The landmark region of the next frame from this frame's 21 hand landmarks, as MediaPipe's video mode
+    computes it (:data:`HAND_PARTIAL`; then shifted and scaled by hand_landmark_landmarks_to_roi's constants)."""
     from hmr.keypoints.roi import RotatedRect, rotation_from_points, transform_rect
-    rotation = rotation_from_points(keypoints[WRIST], keypoints[MIDDLE_MCP])
+    fingers = 0.5 * (keypoints[MIDDLE_PIP] + 0.5 * (keypoints[INDEX_PIP] + keypoints[RING_PIP]))
+    rotation = rotation_from_points(keypoints[WRIST], fingers)
     c, s = math.cos(rotation), math.sin(rotation)
     R = np.array([[c, -s], [s, c]])
-    local = keypoints @ R  # image -> the rectangle's own axes
+    local = keypoints[list(HAND_PARTIAL)] @ R  # image -> the rectangle's own axes
     lo, hi = local.min(axis=0), local.max(axis=0)
     centre = 0.5 * (lo + hi) @ R.T
     rect = RotatedRect(float(centre[0]), float(centre[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), rotation)
