@@ -51,7 +51,7 @@ def tiny_synthetic_root(tmp_path_factory):
 
 
 TINY_TRAIN_OVERRIDES = [
-    "model.backbone=resnet_tiny", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
+    "model.backbone=resnet_tiny", "model.pretrained=false", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
     "train.batch_size=4", "train.num_workers=0", "train.tensorboard=false", "train.log_every=1",
     "eval.batch_size=8", "eval.num_workers=0",
 ]
