@@ -18,7 +18,10 @@ keeps the region whose person flag is highest, so ``--fit`` works there too.
 Tracking (videos, :meth:`reset` with ``tracking=True``): as in MediaPipe's video mode, frame t's landmark network
 runs on regions derived from frame t−1's landmarks and the person/palm detector runs only when nothing is tracked,
 when a tracked person/hand is lost (its landmark flag drops below ``min_presence``) or every ``redetect_every``
-frames (to pick up newcomers).
+frames (to pick up newcomers). A region is kept while the new one stays close to it (centre within
+:data:`KEEP_SHIFT`, side within :data:`KEEP_SCALE`, rotation within :data:`KEEP_ROTATION`): regions recomputed on
+every frame made the landmarks of a still person wander by 10-30 px (the farthest landmark, often an unseen foot,
+moves the region, which moves the landmarks).
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ HAND_ROI_SCALE, HAND_ROI_SHIFT_Y = 2.0, -0.1  # MediaPipe's hand_landmark_landma
 # landmark region sides / tight body box side; the network's person flag is not monotonic in the region size, so a
 # few are tried (1.4 missed fewest synthetic renders; the cameraman's 1.4 region scores 0.32, 1.2 and 1.6 over 0.9)
 BOX_ROI_SCALES = (1.2, 1.4, 1.6)
+KEEP_SHIFT, KEEP_SCALE, KEEP_ROTATION = 0.05, 0.1, math.radians(10.0)  # x side, relative, radians
 HIPS, SHOULDERS = (23, 24), (11, 12)
 # MediaPipe's HandLandmarksToRectCalculator: the box of the palm landmarks (wrist, thumb CMC-IP, knuckles and the
 # PIP joints), rotated so that wrist -> (middle PIP + mean of index and ring PIP) / 2 points up
@@ -106,6 +110,16 @@ def hand_track_roi(keypoints: np.ndarray):
     return transform_rect(rect, HAND_ROI_SCALE, shift=(0.0, HAND_ROI_SHIFT_Y), square_long=True)
 
 
+def _keep_close(old, new):
+    """``old`` while ``new`` is close to it (see the module docstring), else ``new``."""
+    from hmr.keypoints.roi import normalize_radians
+    side = max(old.width, old.height)
+    close = (math.hypot(new.cx - old.cx, new.cy - old.cy) <= KEEP_SHIFT * side
+             and abs(max(new.width, new.height) / side - 1.0) <= KEEP_SCALE
+             and abs(normalize_radians(new.rotation - old.rotation)) <= KEEP_ROTATION)
+    return old if close else new
+
+
 class _Tracking:
     """Detector-or-tracker bookkeeping shared by the body and hand detectors."""
 
@@ -129,7 +143,7 @@ class _Tracking:
             results = pipeline.landmarks(image, self._rois)
             if len(results) == len(self._rois):
                 self._since_detection += 1
-                self._rois = [roi_of(r.keypoints) for r in results]
+                self._rois = [_keep_close(old, roi_of(r.keypoints)) for old, r in zip(self._rois, results)]
                 return results, True
         results = pipeline(image)
         self._since_detection = 1
