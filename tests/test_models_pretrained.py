@@ -143,3 +143,12 @@ def test_backbone_lr_scale_groups_and_frozen_parameters_left_out():
                               "pooling": "flatten", "freeze_backbone": True}, 16, 9)
     groups = parameter_groups(frozen, 1e-3, 0.1)
     assert len(groups) == 1 and groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_backbone_benchmark_rows_name_the_baseline():
+    from hmr.models.benchmark import BackboneVariant, benchmark_backbones
+
+    rows = benchmark_backbones([BackboneVariant("efficientnet_lite0", (64, 48), pretrained=True, frozen=True)],
+                               batch=2, repeats=1, warmup=0)
+    assert rows[0].label.startswith("mobilenetv3_small_100") and rows[0].vs_baseline == 1.0
+    assert rows[1].label == "efficientnet_lite0 64x48 frozen" and rows[1].images_per_s > 0
