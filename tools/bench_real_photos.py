@@ -12,6 +12,10 @@
     python tools/bench_real_photos.py --checkpoint outputs/quickstart/body/checkpoints/last.pt \\
         --set-dir data/synthetic/body_quick --num 100 --out outputs/bench_real_photos
 """
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see tools/demo.py
+
 import argparse
 import json
 import sys
