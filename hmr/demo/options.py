@@ -23,8 +23,8 @@ class DemoOptions:
     detectors and no for the keypoint detectors (blazepose, hands), whose "nobody here" is trusted. ``fit``:
     keypoint-guided fitting of every person that has keypoints; ``min_keypoint_confidence``: keypoints below it
     neither count in the 2D error nor pull the fit; ``fit_settings``: :class:`~hmr.fitting.FitConfig` fields over
-    the demo's settings (:func:`hmr.demo.fitting.demo_fit_config`); ``track``: in videos, the keypoint detectors follow last
-    frame's people instead of running the person detector on every frame (MediaPipe's video mode)."""
+    the demo's settings (:func:`hmr.demo.fitting.demo_fit_config`); ``track``: in videos, the keypoint detectors
+    follow last frame's people instead of running the person detector on every frame (MediaPipe's video mode)."""
 
     out: Path
     bboxes: Sequence[Tuple[float, float, float, float]] = ()
