@@ -25,3 +25,9 @@ def test_quickstart_runs_every_stage(tiny_synthetic_root, tmp_path):
     assert json.loads((out / "body" / "demo_mask_iou.json").read_text())["count"] == 8
     assert "PA-MPJPE reduction vs the mean-pose baseline" in proc.stdout
     assert "Files written under" in proc.stdout
+    # the real photos from pip packages: found, fitted, listed first
+    photos = json.loads((out / "demo" / "photos" / "summary.json").read_text())
+    assert (out / "demo" / "photos" / "camera" / "overlay.png").is_file()
+    listing = proc.stdout[proc.stdout.index("Files written under"):]
+    assert listing.index("photos/astronaut/overlay.png") < listing.index("body/eval.json")
+    assert {f["name"]: len(f["people"]) for f in photos["frames"]} == {"astronaut": 1, "camera": 1, "grace_hopper": 1}

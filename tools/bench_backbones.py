@@ -21,8 +21,8 @@ DEFAULT_VARIANTS = (
     BackboneVariant("efficientnet_lite0", (128, 96), pretrained=True, frozen=True),
     BackboneVariant("blazepose_full", (128, 96), pretrained=True),
     BackboneVariant("blazepose_full", (128, 96), pretrained=True, frozen=True),
-    BackboneVariant("mediapipe_hand", (128, 128), pretrained=True),
-    BackboneVariant("mediapipe_hand", (128, 128), pretrained=True, frozen=True),
+    BackboneVariant("mediapipe_hand", (96, 96), pretrained=True),
+    BackboneVariant("mediapipe_hand", (96, 96), pretrained=True, frozen=True),
 )
 
 
