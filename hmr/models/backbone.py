@@ -65,6 +65,8 @@ class Backbone(nn.Module):
         self.register_buffer("input_shift", shift.reshape(1, 3, 1, 1).float(), persistent=False)
         self.has_input_affine = input_affine is not None
         self.frozen = frozen
+        #: Set by the trainer while it feeds cached encoder maps (hmr.engine.feature_cache) instead of images.
+        self.features_input = False
         if frozen:
             self.model.requires_grad_(False)
             self.model.eval()
@@ -74,9 +76,6 @@ class Backbone(nn.Module):
         if self.frozen:
             self.model.eval()
         return self
-
-    #: Set by the trainer while it feeds cached encoder maps (:mod:`hmr.engine.feature_cache`) instead of images.
-    features_input: bool = False
 
     def encoder_maps(self, img: torch.Tensor) -> torch.Tensor:
         """The frozen encoder's map that the flatten read-out consumes, for caching (no gradient)."""
