@@ -55,3 +55,15 @@ TINY_TRAIN_OVERRIDES = [
     "train.batch_size=4", "train.num_workers=0", "train.tensorboard=false", "train.log_every=1",
     "eval.batch_size=8", "eval.num_workers=0",
 ]
+
+
+def poison_joint_losses(trainer) -> None:
+    """Make every step of ``trainer`` produce a NaN 3D-joint loss (for the non-finite-step paths)."""
+    real = trainer.compute_losses
+
+    def poisoned(batch):
+        terms, pred = real(batch)
+        terms["joints3d"] = terms["joints3d"] * float("nan")
+        return terms, pred
+
+    trainer.compute_losses = poisoned

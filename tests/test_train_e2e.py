@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_TRAIN_OVERRIDES
+from conftest import TINY_TRAIN_OVERRIDES, poison_joint_losses
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,14 +138,7 @@ def test_nonfinite_steps_are_skipped_then_training_stops(tiny_synthetic_root, tm
                                 "train.final_eval=false", "train.checkpoint_every=100"))
     trainer = Trainer(cfg, tmp_path / "nan")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
-    real = trainer.compute_losses
-
-    def poisoned(batch):
-        terms, pred = real(batch)
-        terms["joints3d"] = terms["joints3d"] * float("nan")
-        return terms, pred
-
-    trainer.compute_losses = poisoned
+    poison_joint_losses(trainer)
     with pytest.raises(TrainingDiverged, match="3 consecutive non-finite steps"):
         trainer.run()
     assert trainer.skipped_steps == 3

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_TRAIN_OVERRIDES
+from conftest import TINY_TRAIN_OVERRIDES, poison_joint_losses
 from test_train_e2e import REPO, overrides, run_tool
 
 QUICK = ("train.final_eval=false", "train.checkpoint_every=100")
@@ -124,14 +124,7 @@ def test_skipped_first_step_steps_the_schedule_without_warning(tiny_synthetic_ro
                       overrides(tiny_synthetic_root, *QUICK, "train.steps=6", "train.max_consecutive_nonfinite=2",
                                 "train.schedule={kind: constant, warmup_steps: 4}"))
     trainer = Trainer(cfg, tmp_path / "nan")
-    real = trainer.compute_losses
-
-    def poisoned(batch):
-        terms, pred = real(batch)
-        terms["joints3d"] = terms["joints3d"] * float("nan")
-        return terms, pred
-
-    trainer.compute_losses = poisoned
+    poison_joint_losses(trainer)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(TrainingDiverged):
