@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from hmr.keypoints.roi import RotatedRect, crop, rect_from_alignment_points, transform_rect
+from hmr.keypoints.roi import RotatedRect, crop_batch, rect_from_alignment_points, transform_rect
 from hmr.keypoints.ssd import Detection, SsdDetector, drop_duplicates
 from hmr.models.mediapipe import NETWORKS, load_network
 
@@ -126,10 +126,9 @@ class BlazePose:
         if not rois:
             return []
         image = as_rgb(image)
-        crops = np.stack([crop(image, r, self.size, border="replicate") for r in rois]).astype(np.float32) / 255.0
+        crops = torch.from_numpy(crop_batch(image, rois, self.size))
         with torch.no_grad():
-            raw, flag, heatmap, world = (t.numpy() for t in self.net.tensors(
-                torch.from_numpy(crops).permute(0, 3, 1, 2), self._outputs))
+            raw, flag, heatmap, world = (t.numpy() for t in self.net.tensors(crops, self._outputs))
         results = []
         for i, rect in enumerate(rois):
             if float(flag[i, 0]) < self.min_presence:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from hmr.keypoints.blazepose import as_rgb
-from hmr.keypoints.roi import RotatedRect, crop, rect_from_box, transform_rect
+from hmr.keypoints.roi import RotatedRect, crop_batch, rect_from_box, transform_rect
 from hmr.keypoints.ssd import Detection, SsdDetector, drop_duplicates
 from hmr.models.mediapipe import NETWORKS, load_network
 
@@ -95,9 +95,9 @@ class MediaPipeHands:
         if not rois:
             return []
         image = as_rgb(image)
-        crops = np.stack([crop(image, r, self.size, border="replicate") for r in rois]).astype(np.float32) / 255.0
+        crops = torch.from_numpy(crop_batch(image, rois, self.size))
         with torch.no_grad():
-            raw, flag, left_label, world = (t.numpy() for t in self.net(torch.from_numpy(crops).permute(0, 3, 1, 2)))
+            raw, flag, left_label, world = (t.numpy() for t in self.net(crops))
         results = []
         for i, rect in enumerate(rois):
             if float(flag[i, 0]) < self.min_presence:
