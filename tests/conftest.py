@@ -17,6 +17,17 @@ def _seed_everything():
 
 
 @pytest.fixture(scope="session")
+def encoder_weights():
+    """Fails (never skips) when the converted MediaPipe landmark networks are missing or wrong."""
+    from hmr.models.mediapipe import ENCODERS, check_all
+
+    problems = {n: p for n, p in check_all(names=[e.network for e in ENCODERS.values()]).items() if p is not None}
+    if problems:
+        pytest.fail("converted MediaPipe networks missing or wrong (run `bash scripts/setup_env.sh` first):\n"
+                    + "\n".join(problems.values()))
+
+
+@pytest.fixture(scope="session")
 def smpl():
     """The shipped open body model (a missing file is a failure, not a skip: it ships with the repository)."""
     from hmr import body
@@ -54,6 +65,9 @@ TINY_TRAIN_OVERRIDES = [
     "model.backbone=resnet_tiny", "model.pretrained=false", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
     "train.batch_size=4", "train.num_workers=0", "train.tensorboard=false", "train.log_every=1",
     "eval.batch_size=8", "eval.num_workers=0",
+    # the CPU presets' frozen landmark read-out needs MediaPipe's native crop sizes; tiny runs train end to end
+    "model.freeze_backbone=false", "model.pooling=flatten", "train.cache_features=false", "train.cache_samples=0",
+    "representation.anneal.kind=none",
 ]
 
 

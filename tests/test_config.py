@@ -103,7 +103,7 @@ def test_compatible_overrides_are_applied_and_coerced():
     assert cfg.data.sets.synth_body.images == "body_quick"
     assert dict(cfg.data.train) == {"mine": 0.5, "synth_body": 0.5}
     assert cfg.representation.options.inference == "gram_schmidt"
-    assert cfg.train.schedule.kind == "step" and cfg.train.schedule.warmup_steps == 200
+    assert cfg.train.schedule.kind == "step" and cfg.train.schedule.warmup_steps == 100  # the preset's, kept
     with pytest.raises(ConfigError, match=r"train\.schedule\.kindd"):
         load_config(_repo_config("body_cpu.yaml"), ["train.schedule={kindd: step}"])
 

@@ -153,7 +153,7 @@ def test_prom_gap_images_variants_build_the_intended_runs():
     assert seen["prom+anneal"][:2] == ("prom", 0.0) and seen["prom+anneal"][2] == 1.0
     assert seen["prom+scale_free"][0] == "prom_scale_free"
     assert seen["6d"][0] == "6d" and seen["svd9d"][0] == "svd9d"
-    assert image_runs._settings("cpu")["model"]["body"]["pooling"] == "flatten"
+    assert image_runs._settings("cpu")["model"]["body"]["pooling"] == "landmarks"  # the CPU presets' read-out
 
 
 @pytest.mark.slow
@@ -165,3 +165,13 @@ def test_prom_gap_images_tiny_runs_and_reports_the_gap(tmp_path, monkeypatch, ti
     assert [r["label"] for r in result["runs"]] == list(image_runs.GAP_VARIANTS)
     text = image_section("prom-gap-images", result, tmp_path / "figures")
     assert "issue 9" in text and "inference_gap_pve_mm" in text
+
+
+def test_presets_other_than_cpu_train_end_to_end_without_the_fk_switch():
+    """The full / tiny experiment presets train other backbones end to end; only prom+anneal anneals."""
+    from hmr.experiments import image_runs
+
+    for preset in ("full", "tiny"):
+        cfg = image_runs.run_config("body", [], preset)
+        assert cfg.model.pooling != "landmarks" and not cfg.model.freeze_backbone and not cfg.train.cache_features
+    assert image_runs.run_config("hand", [], "cpu").representation.anneal.kind == "none"

@@ -47,3 +47,20 @@ def test_cached_run_trains_and_evaluates_on_images(tiny_synthetic_root, tmp_path
     state = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
     assert any(k.startswith("backbone.model.") for k in state["model"])
     assert json.loads((tmp_path / "run/summary.json").read_text())["steps"] == 3
+
+
+def test_cache_samples_draws_a_seeded_subset_whose_items_serve_themselves():
+    net, _ = build_backbone("efficientnet_lite0", input_size=(64, 48), pretrained=True, pooling="flatten",
+                            freeze=True)
+    dataset = [{"img": torch.full((3, 64, 48), float(i)), "index": torch.tensor(i)} for i in range(10)]
+    first = cache_features(dataset, net, torch.device("cpu"), progress=False, samples=4, seed=3)
+    again = cache_features(dataset, net, torch.device("cpu"), progress=False, samples=4, seed=3)
+    other = cache_features(dataset, net, torch.device("cpu"), progress=False, samples=4, seed=4)
+    chosen = first.fields["source_index"].tolist()
+    assert len(first) == 4 and chosen == sorted(chosen) and len(set(chosen)) == 4
+    assert chosen == again.fields["source_index"].tolist() != other.fields["source_index"].tolist()
+    # the trainer counts substituted (unreadable) images as served index - requested index: zero here
+    assert first.fields["index"].tolist() == [0, 1, 2, 3]
+    assert len(cache_features(dataset, net, torch.device("cpu"), progress=False, samples=0)) == 10
+    with pytest.raises(ValueError, match="cache_samples"):
+        cache_features(dataset, net, torch.device("cpu"), progress=False, samples=-1)

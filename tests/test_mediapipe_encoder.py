@@ -9,7 +9,7 @@ from skimage import data
 
 from hmr.data.crop import normalize_image
 from hmr.models.backbone import FlattenGrid, stage_with_stride
-from hmr.models.mediapipe import ENCODERS, MediaPipeEncoder, check_all, load_network
+from hmr.models.mediapipe import ENCODERS, MediaPipeEncoder, load_network
 
 STAGES = {  # (reduction, channels) per stage, the decoder stage last
     "blazepose_full": [(2, 64), (4, 144), (8, 192), (16, 528), (32, 288), (64, 288), (128, 288), (4, 48)],
@@ -21,14 +21,6 @@ GRIDS_128x96 = {
 }
 
 
-@pytest.fixture(scope="module")
-def weights():
-    problems = {n: p for n, p in check_all(names=[e.network for e in ENCODERS.values()]).items() if p is not None}
-    if problems:
-        pytest.fail("converted MediaPipe networks missing or wrong (run `bash scripts/setup_env.sh` first):\n"
-                    + "\n".join(problems.values()))
-
-
 def crop(size):
     """The astronaut photo resized to ``size`` (H, W), ImageNet-normalised like the project's crops."""
     image = cv2.resize(data.astronaut(), (size[1], size[0]), interpolation=cv2.INTER_AREA)
@@ -36,7 +28,7 @@ def crop(size):
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
-def test_stages_at_native_and_small_sizes(name, weights):
+def test_stages_at_native_and_small_sizes(name, encoder_weights):
     enc = MediaPipeEncoder(name).eval()
     assert [(f["reduction"], f["num_chs"]) for f in enc.feature_info] == STAGES[name]
     assert [f["kind"] for f in enc.feature_info].count("decoder") == (name == "blazepose_full")
@@ -59,7 +51,7 @@ def test_stages_at_native_and_small_sizes(name, weights):
         assert all(torch.isfinite(m).all() for m in maps)
 
 
-def test_input_is_imagenet_normalised_and_mapped_to_the_networks_range(weights):
+def test_input_is_imagenet_normalised_and_mapped_to_the_networks_range(encoder_weights):
     enc = MediaPipeEncoder("blazepose_full").eval()
     image, x = crop((256, 256))
     net = load_network("pose_landmark_full")
@@ -71,7 +63,7 @@ def test_input_is_imagenet_normalised_and_mapped_to_the_networks_range(weights):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_prune_drops_the_unused_ops_and_every_kept_parameter_learns(weights):
+def test_prune_drops_the_unused_ops_and_every_kept_parameter_learns(encoder_weights):
     enc = MediaPipeEncoder("blazepose_full")
     total = sum(p.numel() for p in enc.parameters())
     assert enc.prune_intermediate_layers([1, 3]) == [1, 3]
@@ -87,7 +79,7 @@ def test_prune_drops_the_unused_ops_and_every_kept_parameter_learns(weights):
         enc.forward_intermediates(x, [4])
 
 
-def test_works_with_the_backbone_factorys_stage_helpers(weights):
+def test_works_with_the_backbone_factorys_stage_helpers(encoder_weights):
     enc = MediaPipeEncoder("mediapipe_hand")
     stage = stage_with_stride(enc, "mediapipe_hand", 16)
     flat = FlattenGrid.for_model(enc, "mediapipe_hand", (128, 96), 16, 32)
@@ -98,7 +90,7 @@ def test_works_with_the_backbone_factorys_stage_helpers(weights):
     assert out.shape == (1, 32 * 8 * 6)
 
 
-def test_random_init_and_errors(weights):
+def test_random_init_and_errors(encoder_weights):
     trained = MediaPipeEncoder("mediapipe_hand", decoder_stage=False)
     fresh = MediaPipeEncoder("mediapipe_hand", pretrained=False)
     assert [f["num_chs"] for f in fresh.feature_info] == [f["num_chs"] for f in trained.feature_info]

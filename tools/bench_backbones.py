@@ -1,4 +1,5 @@
-"""Forward + backward images/s of each backbone at its preset input size, against MobileNetV3-small (96x72,
+"""Forward + backward images/s of each backbone at its preset input size (the presets' frozen landmark read-out:
+forward only, paid once per cached crop), against MobileNetV3-small (96x72,
 from scratch: the earlier CPU preset) measured in the same run (hmr/models/benchmark.py).
 
     python tools/bench_backbones.py [--batch 32] [--repeats 5] [--threads 2] [--json out.json]
@@ -23,6 +24,8 @@ DEFAULT_VARIANTS = (
     BackboneVariant("blazepose_full", (128, 96), pretrained=True, frozen=True),
     BackboneVariant("mediapipe_hand", (96, 96), pretrained=True),
     BackboneVariant("mediapipe_hand", (96, 96), pretrained=True, frozen=True),
+    BackboneVariant("blazepose_full", (256, 256), pretrained=True, frozen=True, pooling="landmarks"),
+    BackboneVariant("mediapipe_hand", (224, 224), pretrained=True, frozen=True, pooling="landmarks"),
 )
 
 

@@ -91,7 +91,8 @@ class Trainer:
         if self.cached:  # a frozen encoder's maps, computed once (no augmentation; hmr/engine/feature_cache.py)
             self.dataset = cache_features(build_mixed_dataset(cfg.data, split="train", augment=False),
                                           self.model.backbone, self.device,
-                                          num_workers=int(tcfg.get("num_workers", 0)), progress=self.dist.is_main)
+                                          num_workers=int(tcfg.get("num_workers", 0)), progress=self.dist.is_main,
+                                          samples=int(tcfg.get("cache_samples", 0)), seed=seed)
             self.model.backbone.features_input = True
         else:
             self.dataset = build_mixed_dataset(cfg.data, split="train")

@@ -21,20 +21,26 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIGS = {"body": "body_cpu.yaml", "hand": "hand_cpu.yaml"}
 #: Experiments compare representations; the CPU presets' soft orthogonality penalty is a fix of its own (issue 9).
 PLAIN_PROM = "loss.orthogonality=0.0"
+#: ... and so is the presets' late switch of forward kinematics to the SVD rotations (docs/prom_gap.md fix 2).
+NO_ANNEAL = "representation.anneal.kind=none"
+#: The presets' frozen landmark read-out needs MediaPipe's native crops; these presets train other backbones.
+END_TO_END = ["model.freeze_backbone=false", "model.pooling=flatten", "train.cache_features=false"]
 PRESETS = {
     # cpu: the CPU presets (quick synthetic sets) for 700 steps. The results in docs/results.md predate the
     # pretrained presets (MobileNetV3-small from scratch, ~2.7-4 steps/s on 2 cores, 8 runs in ~35-45 min);
     # with the pretrained encoders of the presets now a run is ~3x slower per step
     "cpu": {"steps": 700, "eval_every": 175, "eval_samples": 150, "seeds": [0],
-            "extra": [PLAIN_PROM, "train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
+            "extra": [PLAIN_PROM, NO_ANNEAL, "train.num_workers=1", "train.checkpoint_every=1000", "eval.num_workers=0",
                       "train.tensorboard=false"]},
     # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
     "full": {"steps": 20000, "eval_every": 1000, "eval_samples": 1000, "seeds": [0, 1, 2],
-             "extra": [PLAIN_PROM, "model.backbone=resnet50", "model.pretrained=false", "model.pooling=avg", "model.input_size=[256, 192]",
+             "extra": [PLAIN_PROM, NO_ANNEAL, *END_TO_END, "model.backbone=resnet50", "model.pretrained=false",
+                       "model.pooling=avg", "model.input_size=[256, 192]",
                        "data.crop_size=[256, 192]", "train.batch_size=64", "train.num_workers=8", "train.tensorboard=false"]},
     # tiny: for tests (needs data.root pointing at tiny sets through HMR_EXPERIMENT_OVERRIDES)
     "tiny": {"steps": 4, "eval_every": 2, "eval_samples": 8, "seeds": [0],
-             "extra": ["model.backbone=resnet_tiny", "model.pretrained=false", "model.input_size=[64, 48]", "data.crop_size=[64, 48]",
+             "extra": [*END_TO_END, "model.backbone=resnet_tiny", "model.pretrained=false", "model.input_size=[64, 48]",
+                       "data.crop_size=[64, 48]",
                        "train.batch_size=4", "train.num_workers=0", "train.tensorboard=false",
                        "eval.batch_size=8", "eval.num_workers=0", "train.checkpoint_every=1000"]},
 }

@@ -1,7 +1,8 @@
 """Backbone factory: timm image encoders and the offline-pretrained networks of :mod:`hmr.models.pretrained`
 (EfficientNet-Lite, MediaPipe's BlazePose / hand encoders), returning a pooled feature vector, a spatial feature
-grid, or a flattened low-resolution grid (``pooling="flatten"``: global average pooling throws away where things
-are; see docs/cpu_training.md).
+grid, a flattened low-resolution grid (``pooling="flatten"``: global average pooling throws away where things
+are; see docs/cpu_training.md), or a MediaPipe landmark network's own keypoint predictions (``pooling="landmarks"``,
+:class:`hmr.models.mediapipe.MediaPipeLandmarkFeatures`).
 
 Weights are never downloaded: ``pretrained=True`` reads the built-in offline weights (installed by the setup
 script), ``checkpoint`` a local file (see :mod:`hmr.models.checkpoint`).
@@ -29,7 +30,7 @@ KNOWN_BACKBONES: Tuple[str, ...] = (
     "vit_small_patch16_224", "vit_base_patch16_224", "hrnet_w48",
 ) + PRETRAINED_BACKBONES
 _TINY_NAMES = ("resnet_tiny", "cnn_tiny")
-POOLINGS = ("avg", "flatten")
+POOLINGS = ("avg", "flatten", "landmarks")
 
 
 class Backbone(nn.Module):
@@ -67,6 +68,8 @@ class Backbone(nn.Module):
         self.frozen = frozen
         #: Set by the trainer while it feeds cached encoder maps (hmr.engine.feature_cache) instead of images.
         self.features_input = False
+        #: The model returns landmark features (hmr.models.mediapipe.MediaPipeLandmarkFeatures).
+        self.landmarks = hasattr(model, "num_landmarks")
         if frozen:
             self.model.requires_grad_(False)
             self.model.eval()
@@ -78,16 +81,19 @@ class Backbone(nn.Module):
         return self
 
     def encoder_maps(self, img: torch.Tensor) -> torch.Tensor:
-        """The frozen encoder's map that the flatten read-out consumes, for caching (no gradient)."""
-        if self.flatten is None or self.keypoints is not None:
-            raise ValueError("cached encoder features need model.pooling=flatten without heatmaps")
+        """What the frozen encoder gives the trainable read-out, for caching (no gradient): the map that the
+        flatten read-out consumes, or the landmark feature vector (``pooling="landmarks"``)."""
+        if self.keypoints is not None or (self.flatten is None and not self.landmarks):
+            raise ValueError("cached encoder features need model.pooling=flatten (without heatmaps) or landmarks")
         with torch.no_grad():
             img = img * self.input_scale + self.input_shift if self.has_input_affine else img
+            if self.landmarks:
+                return self.model(img)
             return self.model.forward_intermediates(img, indices=[self.flatten.stage], intermediates_only=True)[-1]
 
     def forward(self, img: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if self.features_input:  # a cached encoder map, see encoder_maps
-            return self.flatten(img)
+        if self.features_input:  # a cached encoder map or landmark vector, see encoder_maps
+            return img if self.flatten is None else self.flatten(img)
         if img.ndim != 4 or img.shape[1] != 3:
             raise ValueError(f"backbone {self.name!r} expects images (B, 3, H, W), got {tuple(img.shape)}")
         if self.is_vit and tuple(img.shape[-2:]) != self.input_size:
@@ -132,7 +138,8 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     read with ``torch.load(weights_only=True)``; ``checkpoint_prefix`` (e.g. ``"backbone."``) selects and
     strips a key prefix, ``None`` detects common ones. ``pooling``: ``"avg"`` (the model's own pooled vector)
     or ``"flatten"``: the feature map at ``flatten_stride`` reduced to ``flatten_channels`` by a 1×1
-    convolution and flattened (:class:`FlattenGrid`); ignored when ``spatial``. ``heatmap_keypoints`` > 0
+    convolution and flattened (:class:`FlattenGrid`); ignored when ``spatial``; or ``"landmarks"``: a MediaPipe
+    network's own keypoint predictions at its native input size (:class:`hmr.models.mediapipe.MediaPipeLandmarkFeatures`). ``heatmap_keypoints`` > 0
     (flatten pooling only) adds a heatmap head for that many 2D keypoints at ``heatmap_stride``; the returned
     ``feature_dim`` then includes their 2K coordinates. ``pretrained``: load the built-in offline weights of
     ``name`` (:data:`hmr.models.pretrained.PRETRAINED_BACKBONES`). ``freeze``: keep the encoder's weights and
@@ -146,6 +153,8 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     if pretrained and not is_offline_backbone(name):
         raise ValueError(f"backbone {name!r} has no built-in offline weights; those that do: "
                          f"{', '.join(PRETRAINED_BACKBONES)} (or pass a local checkpoint file)")
+    if pooling == "landmarks":
+        return _landmark_backbone(name, checkpoint, input_size, spatial, pretrained, freeze)
     affine = None
     if is_offline_backbone(name):
         model, affine = create_offline_backbone(name, pretrained)
@@ -182,6 +191,31 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     logger.info("backbone %s: %d features, %.1fM parameters", name, feature_dim,
                 sum(p.numel() for p in model.parameters()) / 1e6)
     return Backbone(model, name, feature_dim, spatial, input_size, is_vit, **built), feature_dim
+
+
+def _landmark_backbone(name: str, checkpoint: Optional[Union[str, Path]], input_size: Tuple[int, int],
+                       spatial: bool, pretrained: bool, freeze: bool) -> Tuple[Backbone, int]:
+    """``pooling="landmarks"``: a MediaPipe landmark network's predictions as the feature vector."""
+    from hmr.models.mediapipe import ENCODERS, MediaPipeLandmarkFeatures
+
+    if name not in ENCODERS:
+        raise ValueError(f"model.pooling=landmarks needs a MediaPipe landmark network ({', '.join(ENCODERS)}), "
+                         f"got backbone {name!r}")
+    if spatial:
+        raise ValueError("model.pooling=landmarks gives a vector, not a grid: use the cliff head")
+    model = MediaPipeLandmarkFeatures(name, pretrained=pretrained)
+    if input_size != model.input_size:
+        raise ValueError(f"backbone {name!r} with model.pooling=landmarks runs at its native input size "
+                         f"{list(model.input_size)}; set model.input_size and data.crop_size to it, got "
+                         f"{list(input_size)}")
+    if checkpoint is not None:
+        load_backbone_checkpoint(model, checkpoint)
+    if freeze and not (pretrained or checkpoint is not None):
+        raise ValueError(f"freezing backbone {name!r} without pretrained weights would train nothing in it; "
+                         "set model.pretrained")
+    logger.info("backbone %s: %d landmark features, %.1fM parameters", name, model.num_features,
+                sum(p.numel() for p in model.parameters()) / 1e6)
+    return Backbone(model, name, model.num_features, False, input_size, False, frozen=freeze), model.num_features
 
 
 class FlattenGrid(nn.Module):

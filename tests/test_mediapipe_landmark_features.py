@@ -1,0 +1,82 @@
+"""hmr.models.mediapipe.MediaPipeLandmarkFeatures (``model.pooling: landmarks``): the landmark networks' own
+predictions as regression features, with MediaPipe's rotated second pass.
+
+Needs the converted files from ``bash scripts/setup_env.sh`` (missing: the tests fail and say so).
+"""
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from hmr.data.crop import normalize_image
+from hmr.models import build_backbone
+from hmr.models.mediapipe import MediaPipeLandmarkFeatures, load_network
+
+
+def astronaut(size):
+    image = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    return image, normalize_image(image)[None]
+
+
+def test_one_pass_features_are_the_networks_outputs_rescaled(encoder_weights):
+    """Oracle: the converted network's raw outputs, decoded here by hand from MediaPipe's documented layout."""
+    image, x = astronaut(256)
+    features = MediaPipeLandmarkFeatures("blazepose_full", align=False).eval()
+    with torch.no_grad():
+        got = features(x)[0].numpy()
+        raw, flag, _, _, world = (t[0].numpy() for t in load_network("pose_landmark_full")(
+            torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None]))
+    lm = raw.reshape(39, 5)
+    expected = np.concatenate([lm[:, 0:1] / 256 - 0.5, lm[:, 1:2] / 256 - 0.5, lm[:, 2:3] / 256,
+                               1 / (1 + np.exp(-lm[:, 3:]))], axis=1).ravel()
+    expected = np.concatenate([expected, 1 / (1 + np.exp(-flag)), world])
+    assert got.shape == (313,) == (features.num_features,)
+    np.testing.assert_allclose(got, expected, atol=2e-4, rtol=1e-3)
+    nose, left_eye = got[0:2], got[10:12]  # landmark 0 (nose) and 2 (left eye) lie on the face
+    assert -0.2 < nose[0] < 0.2 and -0.45 < nose[1] < 0.05 and np.linalg.norm(nose - left_eye) < 0.1
+
+
+@pytest.mark.parametrize("degrees", [45, -60])
+def test_aligned_pass_maps_landmarks_back_into_the_crop(degrees, encoder_weights):
+    """The second pass runs on the crop turned upright and its landmarks are rotated back: on the photo turned by
+    ``degrees`` they land where the upright photo's are (a wrong back-rotation would be off by ~0.2-0.4 of the
+    crop side)."""
+    image, x = astronaut(256)
+    turn = cv2.getRotationMatrix2D((127.5, 127.5), degrees, 1.0)
+    turned = cv2.warpAffine(image, turn, (256, 256), borderMode=cv2.BORDER_REPLICATE)
+    features = MediaPipeLandmarkFeatures("blazepose_full").eval()
+    with torch.no_grad():
+        upright, rotated = features(torch.cat([x, normalize_image(turned)[None]])).numpy()
+    head_and_shoulders = slice(0, 13)
+    pixels = [f[:195].reshape(39, 5)[head_and_shoulders, :2] * 256 + 127.5 for f in (upright, rotated)]
+    inverse = cv2.invertAffineTransform(turn)
+    back = pixels[1] @ inverse[:, :2].T + inverse[:, 2]
+    assert np.median(np.linalg.norm(back - pixels[0], axis=1)) < 0.04 * 256
+    # world landmarks are rotated back like the image ones: the shoulder line points the same way in both
+    world = rotated[-117:].reshape(39, 3)
+    image_line, world_line = pixels[1][11] - pixels[1][12], world[11, :2] - world[12, :2]
+    angle = np.degrees(np.arctan2(*image_line[::-1]) - np.arctan2(*world_line[::-1]))
+    assert abs((angle + 180) % 360 - 180) < 10
+
+
+@pytest.mark.parametrize("name,size,count", [("blazepose_full", 256, 313), ("mediapipe_hand", 224, 128)])
+def test_backbone_factory_builds_landmark_pooling(name, size, count, encoder_weights):
+    net, dim = build_backbone(name, input_size=(size, size), pretrained=True, pooling="landmarks", freeze=True)
+    assert dim == count and net.landmarks and net.frozen
+    assert not any(p.requires_grad for p in net.parameters())
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(2, 3, size, size)).shape == (2, count)
+        cached = net.encoder_maps(torch.zeros(1, 3, size, size))
+        net.features_input = True
+        assert torch.equal(net(cached), cached)
+
+
+def test_landmark_pooling_refuses_other_sizes_and_backbones(encoder_weights):
+    with pytest.raises(ValueError, match=r"native input size \[256, 256\]"):
+        build_backbone("blazepose_full", input_size=(128, 96), pretrained=True, pooling="landmarks")
+    with pytest.raises(ValueError, match="needs a MediaPipe landmark network"):
+        build_backbone("efficientnet_lite0", input_size=(224, 224), pretrained=True, pooling="landmarks")
+    features = MediaPipeLandmarkFeatures("mediapipe_hand")
+    with pytest.raises(ValueError, match=r"native size \(224, 224\)"):
+        features(torch.zeros(1, 3, 192, 192))
