@@ -6,7 +6,7 @@ the head and forward kinematics (docs/cpu_training.md, section 6). The price is 
 cached crops are the dataset's unaugmented ones — which this module states rather than hides.
 
 :class:`CachedFeatureDataset` holds every sample's fields (bbox info, keypoints, pose labels, ...) and its
-encoder map in memory (maps as float16); its items look like the wrapped dataset's with ``img`` replaced by the
+encoder map — or landmark vector, with ``model.pooling: landmarks`` — in memory (as float16); its items look like the wrapped dataset's with ``img`` replaced by the
 map. The regressor consumes such items when its backbone's ``features_input`` is set (see
 :meth:`hmr.models.backbone.Backbone.encoder_maps`).
 """
