@@ -27,7 +27,8 @@ from hmr.body.joint_sets import get_joint_set
 from hmr.demo.boxes import Detection
 from hmr.demo.detectors import box_iou
 from hmr.demo.predictor import DemoModel, PersonPrediction
-from hmr.fitting import FitConfig, FitParams, KeypointModel, fit_to_keypoints, project_keypoints, synthetic_pose_gmm
+from hmr.fitting import (FitConfig, FitParams, KeypointModel, fit_to_keypoints, left_right_check, project_keypoints,
+                         synthetic_pose_gmm)
 from hmr.rotations import matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
@@ -228,9 +229,8 @@ def _fit_labels(body_model, start: FitParams, target: torch.Tensor, conf: torch.
                 box: torch.Tensor, joint_set: str, config: FitConfig) -> Tuple[torch.Tensor, torch.Tensor]:
     """(keypoints, used) with left/right labels as :func:`hmr.fitting.fit_to_keypoints` used them after its
     left/right check (the same check, repeated against the same start)."""
-    from hmr.fitting.fit import _left_right_check
     start_px = project_keypoints(body_model, start.projected(), K, joint_set)
-    keypoints, weights, _ = _left_right_check(start_px, target, conf, box, joint_set, config)
+    keypoints, weights, _ = left_right_check(start_px, target, conf, box, joint_set, config)
     return keypoints, weights > 0
 
 

@@ -52,7 +52,7 @@ class FitResult:
     (B, K, 2) pixels; ``error_px_*`` mean distance to the used keypoints (pixels), ``error_box_*`` the same in
     units of ``box_size`` (B,); ``status`` per person: ``ok``, ``diverged``, ``too_few_keypoints``,
     ``bad_start``; ``swapped``: the person's left/right keypoint labels were swapped to match the start
-    (:func:`_left_right_check`); ``seconds`` wall time of the whole call."""
+    (:func:`left_right_check`); ``seconds`` wall time of the whole call."""
 
     params: FitParams
     vertices: Tensor
@@ -198,7 +198,7 @@ def swap_groups(joint_set: str) -> List[List[int]]:
     return list(groups.values())
 
 
-def _left_right_check(start_px: Tensor, keypoints: Tensor, weights: Tensor, box: Tensor, joint_set: str,
+def left_right_check(start_px: Tensor, keypoints: Tensor, weights: Tensor, box: Tensor, joint_set: str,
                       config: FitConfig) -> Tuple[Tensor, Tensor, Tensor]:
     """Swap a person's left/right keypoint labels, limb group by limb group (legs, arms, head), where the
     swapped labels fit the start (the regressor's prediction) much better: 2D detectors confuse a person's front
@@ -269,7 +269,7 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     with torch.no_grad():
         start_px = project(model(start.rotmats, start.betas) + start.transl[:, None], K)
     box = _box_from(start_px) if box_size is None else torch.as_tensor(box_size).to(**opts).expand(B)
-    keypoints, weights, swapped = _left_right_check(start_px, keypoints, weights, box, joint_set, config)
+    keypoints, weights, swapped = left_right_check(start_px, keypoints, weights, box, joint_set, config)
     used = weights > 0
     prior = synthetic_pose_gmm(body_model, config.prior_components) if config.prior_components > 0 else None
     problem = _Problem(model, config, start, anchor_safe,

@@ -163,9 +163,7 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
         model, is_vit = _create_timm_model(name, input_size)
     if checkpoint is not None:
         load_backbone_checkpoint(model, checkpoint, prefix=checkpoint_prefix)
-    if freeze and not (pretrained or checkpoint is not None):
-        raise ValueError(f"freezing backbone {name!r} without pretrained weights would train nothing in it; "
-                         "set model.pretrained")
+    _check_freezable(name, freeze, pretrained or checkpoint is not None)
     built = dict(input_affine=affine, frozen=freeze)
     if heatmap_keypoints and (pooling != "flatten" or spatial):
         raise ValueError("keypoint heatmaps need model.pooling=flatten and the cliff head")
@@ -193,6 +191,12 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     return Backbone(model, name, feature_dim, spatial, input_size, is_vit, **built), feature_dim
 
 
+def _check_freezable(name: str, freeze: bool, has_weights: bool) -> None:
+    if freeze and not has_weights:
+        raise ValueError(f"freezing backbone {name!r} without pretrained weights would train nothing in it; "
+                         "set model.pretrained")
+
+
 def _landmark_backbone(name: str, checkpoint: Optional[Union[str, Path]], input_size: Tuple[int, int],
                        spatial: bool, pretrained: bool, freeze: bool) -> Tuple[Backbone, int]:
     """``pooling="landmarks"``: a MediaPipe landmark network's predictions as the feature vector."""
@@ -210,9 +214,7 @@ def _landmark_backbone(name: str, checkpoint: Optional[Union[str, Path]], input_
                          f"{list(input_size)}")
     if checkpoint is not None:
         load_backbone_checkpoint(model, checkpoint)
-    if freeze and not (pretrained or checkpoint is not None):
-        raise ValueError(f"freezing backbone {name!r} without pretrained weights would train nothing in it; "
-                         "set model.pretrained")
+    _check_freezable(name, freeze, pretrained or checkpoint is not None)
     logger.info("backbone %s: %d landmark features, %.1fM parameters", name, model.num_features,
                 sum(p.numel() for p in model.parameters()) / 1e6)
     return Backbone(model, name, model.num_features, False, input_size, False, frozen=freeze), model.num_features

@@ -37,6 +37,15 @@ ENCODERS: Dict[str, EncoderInfo] = {
 }
 
 
+def network_input_affine(network: str) -> Tuple[Tensor, Tensor]:
+    """``(scale, shift)`` ``(1, 3, 1, 1)``: ImageNet-normalised crops -> RGB in [0, 1] (x * std + mean) -> the
+    input range of MediaPipe network ``network`` (a key of :data:`NETWORKS`)."""
+    lo, hi = NETWORKS[network].input_range
+    std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
+    return std * (hi - lo), mean * (hi - lo) + lo
+
+
 def encoder_stages(spec: Dict[str, Any], decoder_output: Optional[str] = None) -> List[Dict[str, Any]]:
     """``[{"tensor", "reduction", "num_chs", "kind"}]`` of a graph spec, by stride (see the module docstring);
     ``kind`` is ``"encoder"`` or ``"decoder"`` (the decoder stage comes last)."""
@@ -100,12 +109,9 @@ class MediaPipeEncoder(nn.Module):
             {"num_chs": s["num_chs"], "reduction": s["reduction"], "module": f"net.layers.{s['tensor']}",
              "kind": s["kind"]} for s in stages]
         self.net.prune(self._taps)
-        lo, hi = NETWORKS[info.network].input_range
-        std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
-        mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
-        # ImageNet-normalised x -> RGB in [0, 1] (x * std + mean) -> the network's range [lo, hi]
-        self.register_buffer("input_scale", std * (hi - lo), persistent=False)
-        self.register_buffer("input_shift", mean * (hi - lo) + lo, persistent=False)
+        scale, shift = network_input_affine(info.network)
+        self.register_buffer("input_scale", scale, persistent=False)
+        self.register_buffer("input_shift", shift, persistent=False)
         self.train()
 
     @property

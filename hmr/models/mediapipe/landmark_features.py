@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmr.models.mediapipe.convert import NETWORKS, load_network
-from hmr.models.mediapipe.encoder import ENCODERS, IMAGENET_MEAN, IMAGENET_STD
+from hmr.models.mediapipe.encoder import ENCODERS, network_input_affine
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,9 @@ class MediaPipeLandmarkFeatures(nn.Module):
         sizes = [int(torch.tensor(self.net.spec["tensors"][t]["shape"][1:]).prod()) for t in self._tensors]
         self.num_features = sum(sizes)
         self.num_landmarks = sizes[0] // self.outputs.image[1]
-        lo, hi = NETWORKS[network].input_range
-        std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
-        mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
-        # ImageNet-normalised x -> RGB in [0, 1] (x * std + mean) -> the network's range [lo, hi]
-        self.register_buffer("input_scale", std * (hi - lo), persistent=False)
-        self.register_buffer("input_shift", mean * (hi - lo) + lo, persistent=False)
+        scale, shift = network_input_affine(network)
+        self.register_buffer("input_scale", scale, persistent=False)
+        self.register_buffer("input_shift", shift, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
