@@ -174,6 +174,7 @@ def decode_outputs(out: Mapping[str, Tensor], representation, body_model, batch:
 def mean_camera_scale(body_model, fill: float = 0.8) -> float:
     """Initial weak-perspective scale so the rest-pose template spans ``fill`` of the [-1, 1] crop."""
     with torch.no_grad():
-        out = body_model(full_pose=torch.eye(3).expand(1, body_model.num_joints, 3, 3).clone())
+        eye = torch.eye(3, device=next(body_model.buffers()).device)
+        out = body_model(full_pose=eye.expand(1, body_model.num_joints, 3, 3).clone())
         extent = (out.vertices[0].max(dim=0).values - out.vertices[0].min(dim=0).values).max()
     return float(2.0 * fill / extent.clamp(min=1e-6))

@@ -75,11 +75,11 @@ def matrix_joint_stats(matrices: Tensor) -> Dict[str, np.ndarray]:
                        torch.full_like(denom, float("inf")))
     q = lambda x, p: torch.quantile(x, p, dim=0)  # noqa: E731
     return {
-        "sv_mean": s.mean(dim=0).numpy(),
-        "sv_p5": q(s, 0.05).numpy(),
-        "det_neg_frac": (s[..., 2] < 0).double().mean(dim=0).numpy(),
-        "proj_cond_median": q(cond, 0.5).numpy(),
-        "proj_cond_p95": q(cond, 0.95).numpy(),
+        "sv_mean": s.mean(dim=0).cpu().numpy(),
+        "sv_p5": q(s, 0.05).cpu().numpy(),
+        "det_neg_frac": (s[..., 2] < 0).double().mean(dim=0).cpu().numpy(),
+        "proj_cond_median": q(cond, 0.5).cpu().numpy(),
+        "proj_cond_p95": q(cond, 0.95).cpu().numpy(),
     }
 
 
@@ -87,7 +87,7 @@ def matrix_joint_stats(matrices: Tensor) -> Dict[str, np.ndarray]:
 def scale_by_depth(matrices: Tensor, parents: Sequence[int]) -> np.ndarray:
     """Mean scale |det G_j|^(1/3) of the world matrices, grouped by chain depth (index = depth)."""
     world = world_matrices(matrices.detach().double(), parents)
-    scale = torch.linalg.det(world).abs().pow(1.0 / 3.0).mean(dim=0).numpy()  # (J,)
+    scale = torch.linalg.det(world).abs().pow(1.0 / 3.0).mean(dim=0).cpu().numpy()  # (J,)
     depth = chain_depths(parents)
     return np.array([scale[depth == d].mean() for d in range(depth.max() + 1)])
 

@@ -53,7 +53,7 @@ def gradient_ambiguity(sigmas: Sequence[float] = (0.1, 0.5, 1.0), n: int = 2000,
             norms = torch.linalg.vector_norm(grad.reshape(n, -1), dim=-1)
             nonzero = (g11 != 0) & (delta != 0)
             flipped = (torch.sign(g11) != torch.sign(delta)) & nonzero
-            q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=norms.dtype)
+            q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=norms.dtype, device=norms.device)
             result[float(sigma)][name] = {
                 "delta": delta,
                 "grad_t11": g11,

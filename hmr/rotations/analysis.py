@@ -15,7 +15,7 @@ from hmr.rotations.representations import get
 
 def _quantiles(x: Tensor) -> dict[str, float]:
     x = x[torch.isfinite(x)].double()
-    q = torch.tensor([0.5, 0.9, 0.99], dtype=torch.float64)
+    q = torch.tensor([0.5, 0.9, 0.99], dtype=torch.float64, device=x.device)
     return dict(zip(("median", "p90", "p99"), map(float, x.quantile(q)))) | {"max": float(x.max()),
                                                                            "n": int(x.numel())}
 

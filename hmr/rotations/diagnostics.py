@@ -132,7 +132,7 @@ def summarize_stats(stats: MatrixStats) -> dict[str, float]:
     s = stats.singular_values.reshape(-1, 3).double()
     cond = stats.condition.reshape(-1).double()
     finite = cond[torch.isfinite(cond) & (cond > 0)]
-    q = torch.tensor([0.5, 0.99], dtype=torch.float64)
+    q = torch.tensor([0.5, 0.99], dtype=torch.float64, device=cond.device)
     cq = finite.quantile(q) if finite.numel() else torch.full((2,), float("nan"), dtype=torch.float64)
     return {
         "frac_det_negative": float((stats.det_sign.reshape(-1) < 0).double().mean()),

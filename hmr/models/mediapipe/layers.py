@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hmr.models.mediapipe.tflite_graph import same_pads
+
+def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> Tuple[int, int]:
+    """TensorFlow SAME padding (before, after) of one spatial dimension."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
 
 Op = Dict[str, Any]
 

@@ -15,6 +15,8 @@ import tflite
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
+from hmr.models.mediapipe.layers import same_pads
+
 Spec = Dict[str, Any]
 Weights = Dict[str, np.ndarray]
 
@@ -66,13 +68,6 @@ def densify(values: np.ndarray, shape: Tuple[int, ...], sparsity: Any) -> np.nda
     dense = np.zeros([shape[d] for d in order], values.dtype)
     dense[tuple(coords)] = values[positions]
     return dense.transpose(np.argsort(order))
-
-
-def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> Tuple[int, int]:
-    """TensorFlow SAME padding (before, after) of one spatial dimension."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
 
 
 class _Parser:
