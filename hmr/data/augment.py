@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from hmr.data.crop import MIRROR_X
@@ -108,7 +109,10 @@ def color_jitter(image: np.ndarray, gain: Sequence[float]) -> np.ndarray:
     """Per-channel multiplicative noise on an HxWx3 uint8 image (clipped to [0, 255])."""
     if tuple(gain) == (1.0, 1.0, 1.0):
         return image
-    return np.clip(image.astype(np.float32) * np.asarray(gain, dtype=np.float32), 0, 255).astype(np.uint8)
+    # the same float32 product, clip and truncation as the direct formula, once per uint8 value and channel
+    values = np.arange(256, dtype=np.float32)[:, None] * np.asarray(gain, dtype=np.float32)[None]
+    table = np.clip(values, 0, 255).astype(np.uint8)
+    return cv2.LUT(np.ascontiguousarray(image), table.reshape(256, 1, 3))
 
 
 def occlude(image: np.ndarray, box: Optional[Tuple[float, float, float, float]],

@@ -73,11 +73,20 @@ def warp_image(image: np.ndarray, affine: np.ndarray, out_hw: Tuple[int, int]) -
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
+# Every uint8 value's normalised float32, per channel: ((v / 255) - mean) / std evaluated in float32 exactly as
+# the direct formula does, so a table look-up gives the same numbers ~3x faster (tools/bench_data.py).
+_NORMALIZE_TABLE = ((np.arange(256, dtype=np.float32)[None] / 255.0 - IMAGENET_MEAN[:, None])
+                    / IMAGENET_STD[:, None]).astype(np.float32)
+
+
 def normalize_image(image: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 RGB → (3, H, W) float32 normalised with the ImageNet mean/std."""
-    x = image.astype(np.float32) / 255.0
-    x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
+    out = np.empty((3,) + image.shape[:2], dtype=np.float32)
+    for c in range(3):
+        np.take(_NORMALIZE_TABLE[c], image[..., c], out=out[c])
+    return torch.from_numpy(out)
 
 
 def denormalize_image(img: torch.Tensor) -> np.ndarray:
