@@ -184,3 +184,20 @@ def test_training_from_shards_resumes_exactly(body_shards, tiny_synthetic_root, 
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_compare_shards_tool_and_cache_conflict(tiny_synthetic_root, tmp_path):
+    args = [f"data.root={tiny_synthetic_root}", *TINY_TRAIN_OVERRIDES, "train.batch_size=3"]
+    proc = subprocess.run([sys.executable, "tools/compare_shards.py", "--config", "configs/body_cpu.yaml",
+                           "--shards", str(tmp_path / "shards"), "--out", str(tmp_path / "out"), "--seeds", "0",
+                           "--steps", "3", "--shard-size", "4", "--", *args], cwd=REPO, capture_output=True,
+                          text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out/shard_curves.json").read_text())
+    assert set(report["curves"]) == {"map", "shards"} and len(report["curves"]["shards"]["0"]["loss"]) == 3
+    assert (tmp_path / "out/shard_curves.png").stat().st_size > 0 and "seed noise" in proc.stdout
+    from hmr.engine.trainer import Trainer
+    cfg = load_config(REPO / "configs/body_cpu.yaml", [*args, f"data.shards={tmp_path / 'shards'}",
+                                                       "train.cache_features=true"])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        Trainer(cfg, tmp_path / "x")
