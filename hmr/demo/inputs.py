@@ -47,6 +47,17 @@ class Frame:
     error: Optional[str] = None
     fps: Optional[float] = None
     warnings: List[str] = field(default_factory=list)
+    timestamp: Optional[float] = None   # seconds, from the container where it has them (videos)
+
+
+def frame_time(frame: Frame) -> float:
+    """A frame's time in seconds: the container's timestamp, else its index over the frame rate."""
+    if frame.timestamp is not None:
+        return float(frame.timestamp)
+    return frame.index / float(frame.fps or 25.0)
+
+
+MAX_CONSECUTIVE_BAD_FRAMES = 25   # undecodable frames in a row before a video is taken to have ended
 
 
 def discover(path: Union[str, Path]) -> List[Source]:
@@ -88,14 +99,27 @@ def read_frames(source: Source, stem: Optional[str] = None, stride: int = 1,
             yield Frame(source, stem, 0, None, f"cannot open video: {source.path}")
             return
         fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
-        index = emitted = 0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        index = emitted = failures = 0
         while max_frames is None or emitted < max_frames:
             ok, bgr = capture.read()
-            if not ok:
-                break
+            if not ok or bgr is None:
+                # before the container's frame count a failed read is a frame that does not decode: report it
+                # and go on (a few in a row); after it, the video has ended
+                if index >= count or failures >= MAX_CONSECUTIVE_BAD_FRAMES:
+                    break
+                failures += 1
+                if index % stride == 0:
+                    yield Frame(source, f"{stem}_{index:06d}", index, None, f"frame {index} does not decode",
+                                fps=fps / stride)
+                    emitted += 1
+                index += 1
+                continue
+            failures = 0
             if index % stride == 0:
-                yield Frame(source, f"{stem}_{index:06d}", index,
-                            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), fps=fps / stride)
+                msec = capture.get(cv2.CAP_PROP_POS_MSEC)
+                yield Frame(source, f"{stem}_{index:06d}", index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                            fps=fps / stride, timestamp=msec / 1000.0 if msec > 0 or index == 0 else None)
                 emitted += 1
             index += 1
         if index == 0:

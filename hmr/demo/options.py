@@ -24,7 +24,9 @@ class DemoOptions:
     keypoint-guided fitting of every person that has keypoints; ``min_keypoint_confidence``: keypoints below it
     neither count in the 2D error nor pull the fit; ``fit_settings``: :class:`~hmr.fitting.FitConfig` fields over
     the demo's settings (:func:`hmr.demo.fitting.demo_fit_config`); ``track``: in videos, the keypoint detectors
-    follow last frame's people instead of running the person detector on every frame (MediaPipe's video mode)."""
+    follow last frame's people instead of running the person detector on every frame (MediaPipe's video mode).
+    Videos: people keep a track id across frames; after the last frame each track is smoothed (``smoothing``:
+    savgol | one_euro | none; ``smooth_window`` frames) and written in the ``exports`` formats (glb, bvh, npz)."""
 
     out: Path
     bboxes: Sequence[Tuple[float, float, float, float]] = ()
@@ -47,6 +49,9 @@ class DemoOptions:
     track: bool = True
     draw_keypoints: bool = True
     fit_settings: Dict[str, float] = field(default_factory=dict)
+    smoothing: str = "savgol"
+    smooth_window: int = 9
+    exports: Tuple[str, ...] = ("glb", "bvh", "npz")
 
     def validate(self) -> None:
         """Raise :class:`DemoError` (or ``DetectionFileError``) for values no frame could use; cheap, so tools
@@ -76,11 +81,22 @@ class DemoOptions:
             except (TypeError, ValueError) as exc:
                 raise DemoError(f"--fit-set: {exc}") from None
         try:
+            self.video_track_options()
+        except ValueError as exc:
+            raise DemoError(str(exc)) from None
+        try:
             check_focal_flag(self.focal)
         except ValueError as exc:
             raise DemoError(str(exc)) from None
         if self.detections is not None and not Path(self.detections).exists():
             raise DetectionFileError(f"detections file not found: {self.detections}")
+
+    def video_track_options(self):
+        """The tracking / smoothing / export settings of videos (:class:`hmr.demo.video_tracks.VideoTrackOptions`)."""
+        from hmr.demo.video_tracks import VideoTrackOptions
+        from hmr.video.smoothing import SmoothingConfig
+        return VideoTrackOptions(smoothing=SmoothingConfig(kind=self.smoothing, window=self.smooth_window),
+                                 exports=tuple(self.exports))
 
 
 @dataclass
@@ -93,5 +109,6 @@ class DemoReport:
     skipped: List[Dict[str, object]] = field(default_factory=list)
     no_detection: List[str] = field(default_factory=list)
     fit_fallbacks: List[str] = field(default_factory=list)
+    tracks: Dict[str, List[Dict[str, object]]] = field(default_factory=dict)
     summary_path: Optional[Path] = None
     inputs: int = 0

@@ -39,10 +39,11 @@ from hmr.demo.detection_file import DetectionFile
 from hmr.demo.detectors import Detector, build_detector, gives_keypoints
 from hmr.demo.fitting import DemoFitter
 from hmr.demo.focal import FocalError, resolve_focal
-from hmr.demo.inputs import Frame, Source, discover, read_frames, unique_names
+from hmr.demo.inputs import Frame, Source, discover, frame_time, read_frames, unique_names
 from hmr.demo.options import DemoError, DemoOptions, DemoReport
 from hmr.demo.predictor import CropInput, DemoModel, PersonPrediction
 from hmr.demo.export import VideoWriter
+from hmr.demo.video_tracks import VideoTracks, load_named_body_model
 from hmr.demo.writer import (SourceState, finish_source, overlay_image, person_arrays, person_entry, write_overlay,
                              write_person)
 from hmr.utils.file_errors import naming_path
@@ -91,6 +92,7 @@ class DemoRunner:
             else:
                 log.warning("--fit: boxes without keypoints cannot be fitted: %s", problem)
         self.report = DemoReport()
+        self._body_models: Dict[str, object] = {}   # body models of video tracks' exports, by name
 
     # -- boxes -------------------------------------------------------------------------------------------
     def _nobody(self) -> str:
@@ -217,6 +219,8 @@ class DemoRunner:
         if state.video is None and frame.source.kind == "video":
             with naming_path(state.folder / "overlay.mp4"):
                 state.video = VideoWriter(state.folder / "overlay.mp4", frame.fps or 25.0)
+            state.video_tracks = VideoTracks(self.opts.video_track_options(),
+                                             lambda name: load_named_body_model(name, self._body_models))
         return _Pending(frame, state, detections, self.crops(frame, detections, focal), record)
 
     def _flush(self, pending: List[_Pending]) -> None:
@@ -254,10 +258,14 @@ class DemoRunner:
         state.tracks = tracks if is_video else None
         if opts.fit:
             item.record["seconds"]["fit"] = round(time.perf_counter() - started, 4)
+        track_ids = (state.video_tracks.update(frame.index, frame_time(frame), [d for d, _, _ in kept],
+                                               [f.person for f in fits]) if state.video_tracks else None)
         entries = []
         for k, ((det, crop, _), fit) in enumerate(zip(kept, fits)):
             side = (det.side or opts.hand or self.model.side) if self.model.kind == "hand" else None
             entry = person_entry(k, det, crop, fit.person, self.model.kind, side, fit.record)
+            if track_ids is not None:
+                entry["track_id"] = track_ids[k]
             if opts.fit and fit.status != "ok":
                 self.report.fit_fallbacks.append(f"{frame.name} person {k}: {fit.record['fit']['message']}")
             meta = person_arrays(det, crop, (h, w), self.model.representation_name,
@@ -282,6 +290,9 @@ class DemoRunner:
 
     def _finish(self, state: SourceState) -> None:
         m = self.model
+        if state.video_tracks is not None:
+            self.report.tracks[str(state.source.path)] = state.video_tracks.finish(state.folder, self._written)
+            state.video_tracks = None
         finish_source(state, {"body_model": np.array(m.name), "kind": np.array(m.kind),
                               "representation": np.array(m.representation_name)}, self._written)
 
@@ -300,6 +311,7 @@ class DemoRunner:
             "bbox_expand": self.expand, "inputs": [str(s.path) for s in sources],
             "frames": self.report.frames, "skipped": self.report.skipped,
             "frames_without_detection": self.report.no_detection, "fit_fallbacks": self.report.fit_fallbacks,
+            "tracks": self.report.tracks,
             "units": "pixels (boxes, focal, keypoints, keypoint errors; *_box = fraction of the box around the used "
                      "keypoints), metres (transl, meshes), seconds, OpenCV camera frame",
         }

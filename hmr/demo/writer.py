@@ -29,6 +29,7 @@ class SourceState:
     video: Optional[VideoWriter] = None
     rows: List[Dict[str, np.ndarray]] = field(default_factory=list)
     tracks: Optional[list] = None
+    video_tracks: Optional[object] = None   # hmr.demo.video_tracks.VideoTracks of a video
     exhausted: bool = False
     pending: int = 0
 
