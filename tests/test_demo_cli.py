@@ -1,8 +1,8 @@
 """End-to-end tests of tools/demo.py and tools/demo_iou.py on tiny inputs (untrained tiny checkpoints)."""
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -91,6 +91,56 @@ def test_demo_on_a_video_and_a_left_hand(checkpoints, tmp_path):
     doc = pygltflib.GLTF2().load_binary(str(out / "clip/tracks/track_01.glb"))
     assert len(doc.skins[0].joints) == 16 and doc.accessors[doc.animations[0].samplers[0].input].count == 4
 
+
+
+def _corrupt_frame(video: Path, frame: int) -> None:
+    """Zero one MJPG frame's JPEG in place (OpenCV then fails to decode that frame only): AVI frame chunks are
+    ``00dc`` + a 4-byte little-endian size + the frame's JPEG."""
+    data = bytearray(video.read_bytes())
+    starts, at = [], data.find(b"00dc")
+    while at >= 0:
+        if data[at + 8:at + 10] == b"\xff\xd8":
+            starts.append(at + 8)
+        at = data.find(b"00dc", at + 4)
+    size = int.from_bytes(data[starts[frame] - 4:starts[frame]], "little")
+    data[starts[frame]:starts[frame] + size] = bytes(size)
+    video.write_bytes(bytes(data))
+
+
+def test_demo_video_with_an_undecodable_frame_keeps_the_track(checkpoints, tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(6):
+        writer.write(textured_image(48, 64, seed=i))
+    writer.release()
+    _corrupt_frame(video, 3)
+    out = tmp_path / "out"
+    code = _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
+                    "--bbox", "8,4,40,40", "--no-side-view", "--quiet", "--smooth", "one_euro", "--export", "npz"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(s["frame"], s["error"]) for s in summary["skipped"]] == [(3, "frame 3 does not decode")]
+    (track,) = summary["tracks"][str(video)]
+    assert track["frames"] == 5 and track["smoothing"] == "one_euro" and len(track["outputs"]) == 1
+    with np.load(out / "clip/tracks/track_01.npz") as exported:
+        assert exported["frame_index"].tolist() == [0, 1, 2, 4, 5]
+        assert np.allclose(exported["timestamps"], [0.0, 0.1, 0.2, 0.4, 0.5], atol=1e-3)
+        assert exported["body_pose"].shape == (5, 69) and exported["rotmats_per_frame"].shape == (5, 24, 3, 3)
+
+
+def test_demo_video_without_people_writes_no_animation(checkpoints, tmp_path, encoder_weights):
+    video = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(3):
+        writer.write(textured_image(48, 64, seed=i))
+    writer.release()
+    out = tmp_path / "out"
+    assert _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
+                    "--detector", "blazepose", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tracks"][str(video)] == [] and not (out / "empty/tracks").exists()
+    assert _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
+                    "--export", "fbx"]) == 2
 
 def _check_iou_report(out, stdout):
     report = json.loads(out.read_text())
