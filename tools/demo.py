@@ -83,7 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="videos: smoothing of each track before export (default: savgol, zero lag)")
     parser.add_argument("--smooth-window", type=int, default=9, help="savgol window in frames (default: 9)")
     parser.add_argument("--export", default="glb,bvh,npz",
-                        help="videos: per-track files, comma-separated from glb,bvh,npz ('' for none)")
+                        help="videos: per-track files, comma-separated from glb,bvh,npz,fbx ('' for none; fbx "
+                             "uses Blender's exporter: bash scripts/setup_blender.sh)")
     parser.add_argument("--body-model", help="refuse a checkpoint trained for another body model")
     parser.add_argument("--representation", help="refuse a checkpoint trained with another representation")
     parser.add_argument("--refit", action="store_true",

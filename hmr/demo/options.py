@@ -82,7 +82,7 @@ class DemoOptions:
                 raise DemoError(f"--fit-set: {exc}") from None
         try:
             self.video_track_options()
-        except ValueError as exc:
+        except (ValueError, RuntimeError) as exc:   # RuntimeError: fbx without Blender installed
             raise DemoError(str(exc)) from None
         try:
             check_focal_flag(self.focal)

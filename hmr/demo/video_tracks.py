@@ -15,13 +15,14 @@ import torch
 from hmr.demo.boxes import Detection
 from hmr.demo.predictor import PersonPrediction
 from hmr.rotations import special_procrustes
+from hmr.video.blender_check import check_blender, glb_to_fbx
 from hmr.video.export_gltf import write_track_glb
 from hmr.video.export_motion import write_track_bvh, write_track_npz
 from hmr.video.smoothing import SmoothingConfig, TrackSeries, smooth_track
 from hmr.video.tracking import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
-EXPORTS = ("glb", "bvh", "npz")
+EXPORTS = ("glb", "bvh", "npz", "fbx")   # fbx: Blender's exporter, needs scripts/setup_blender.sh
 
 
 @dataclass
@@ -29,7 +30,7 @@ class VideoTrackOptions:
     """Smoothing, which files to write per track, and the shortest track worth exporting (frames)."""
 
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
-    exports: Tuple[str, ...] = EXPORTS
+    exports: Tuple[str, ...] = ("glb", "bvh", "npz")
     min_frames: int = 2
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
@@ -37,6 +38,8 @@ class VideoTrackOptions:
         unknown = sorted(set(self.exports) - set(EXPORTS))
         if unknown:
             raise ValueError(f"unknown export format(s) {unknown}; known: {list(EXPORTS)}")
+        if "fbx" in self.exports:
+            check_blender()   # BlenderUnavailable (a RuntimeError) names the set-up script
 
 
 @dataclass
@@ -108,6 +111,15 @@ class VideoTracks:
         if "glb" in self.options.exports:
             paths.append(write_track_glb(stem.with_suffix(".glb"), body_model, smooth.rotmats, betas, smooth.transl,
                                          smooth.timestamps, name=f"track_{track_id:02d}"))
+        if "fbx" in self.options.exports:
+            glb = stem.with_suffix(".glb")
+            if "glb" not in self.options.exports:
+                glb = write_track_glb(stem.with_name(f".{stem.name}.glb"), body_model, smooth.rotmats, betas,
+                                      smooth.transl, smooth.timestamps, name=f"track_{track_id:02d}")
+            fps = 1.0 / float(np.median(np.diff(smooth.timestamps))) if len(smooth.timestamps) > 1 else 30.0
+            paths.append(glb_to_fbx(glb, stem.with_suffix(".fbx"), fps))
+            if "glb" not in self.options.exports:
+                glb.unlink()
         if "bvh" in self.options.exports:
             paths.append(write_track_bvh(stem.with_suffix(".bvh"), body_model, smooth.rotmats, betas, smooth.transl,
                                          smooth.timestamps))
