@@ -128,7 +128,7 @@ def test_demo_video_with_an_undecodable_frame_keeps_the_track(checkpoints, tmp_p
         assert exported["body_pose"].shape == (5, 69) and exported["rotmats_per_frame"].shape == (5, 24, 3, 3)
 
 
-def test_demo_video_without_people_writes_no_animation(checkpoints, tmp_path, encoder_weights):
+def test_demo_video_without_people_writes_no_animation(checkpoints, tmp_path, encoder_weights, monkeypatch, capsys):
     video = tmp_path / "empty.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
     for i in range(3):
@@ -139,8 +139,11 @@ def test_demo_video_without_people_writes_no_animation(checkpoints, tmp_path, en
                     "--detector", "blazepose", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tracks"][str(video)] == [] and not (out / "empty/tracks").exists()
-    assert _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
-                    "--export", "fbx"]) == 2
+    for export, message in (("xyz", "unknown export format"), ("fbx", "setup_blender.sh")):
+        monkeypatch.setenv("HMR_BLENDER_PATH", str(tmp_path / "no_blender"))
+        assert _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
+                        "--export", export]) == 2
+        assert message in capsys.readouterr().err
 
 def _check_iou_report(out, stdout):
     report = json.loads(out.read_text())

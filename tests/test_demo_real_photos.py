@@ -14,7 +14,7 @@ import torch
 from hmr.demo import detectors
 from hmr.demo.boxes import Detection
 from hmr.demo.draw import COLORS, draw_keypoints
-from hmr.demo.fitting import DemoFitter, Track, match_tracks
+from hmr.demo.fitting import DemoFitter
 from hmr.demo.keypoint_detectors import BlazePoseDetector, HandsDetector, missing_networks
 from hmr.demo.predictor import CropInput, DemoModel
 from hmr.fitting import FitParams, project_keypoints
@@ -172,12 +172,6 @@ def test_video_frames_follow_last_frames_people_and_fits(ckpts, tmp_path):
     assert all(p["fit"]["status"] == "ok" for p in people)
     params = np.load(out / "clip" / "params.npz")
     assert params["keypoints_detected"].shape == (3, 25, 3) and params["fit_status"].tolist() == ["ok"] * 3
-
-
-def test_tracks_match_by_box_overlap():
-    tracks = [Track((0, 0, 10, 10), None, True), Track((50, 50, 10, 10), None, True)]
-    assert match_tracks([(51, 51, 10, 10), (200, 200, 5, 5), (1, 0, 10, 10)], tracks) == [1, None, 0]
-    assert match_tracks([(0, 0, 10, 10), (0, 1, 10, 10)], tracks[:1]) == [0, None]
 
 
 def test_draw_keypoints_skips_ignored_points():

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from hmr.demo.boxes import Detection
+from hmr.video.tracking import box_iou  # noqa: F401 (the demo's box IoU; re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,6 @@ def nms(detections: List[Detection], iou_threshold: float = 0.45) -> List[Detect
         if all(box_iou(det.bbox, k.bbox) < iou_threshold for k in kept):
             kept.append(det)
     return kept
-
-
-def box_iou(a, b) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
-    ih = max(0.0, min(ay2, by2) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 class HogPeopleDetector:

@@ -3,10 +3,10 @@ keypoint-guided fitting with :mod:`hmr.fitting`.
 
 Fitting starts from the regressor's prediction (its anchor) in the same full-frame camera, all people of a frame
 that share a body model in one batch. Keypoints below ``min_confidence`` (and, from the MediaPipe detectors,
-keypoints outside the image) get weight 0. Video: a person matched to the previous frame's person by box IoU
-(≥ :data:`TRACK_IOU`) starts from that person's fit, with the smoothness term towards it and fewer iterations
-(``tracked_config``), exactly as :func:`hmr.fitting.fit_sequence` treats a tracked person; everyone else starts
-from the regressor. A fit that falls back (diverged: non-finite values; too few keypoints; unusable start) keeps
+keypoints outside the image) get weight 0. Video: a person whose track (:mod:`hmr.video.tracking`, the ids the
+runner assigns) was in the previous frame starts from that frame's fit, with the smoothness term towards it and
+fewer iterations (``tracked_config``), exactly as :func:`hmr.fitting.fit_sequence` treats a tracked person;
+everyone else starts from the regressor. A fit that falls back (diverged: non-finite values; too few keypoints; unusable start) keeps
 the regressor's mesh, and the record says so.
 
 2D keypoint error: mean pixel distance between the mesh's keypoints (the detection's joint set, projected with
@@ -25,14 +25,12 @@ import torch
 
 from hmr.body.joint_sets import get_joint_set
 from hmr.demo.boxes import Detection
-from hmr.demo.detectors import box_iou
 from hmr.demo.predictor import DemoModel, PersonPrediction
 from hmr.fitting import (FitConfig, FitParams, KeypointModel, fit_to_keypoints, left_right_check, project_keypoints,
                          synthetic_pose_gmm)
 from hmr.rotations import matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
-TRACK_IOU = 0.3
 MIN_CONFIDENCE = 0.3
 # The demo's settings over FitConfig.preset(kind), measured with tools/bench_real_photos.py on a synthetic-trained
 # body checkpoint (weak on photos): 80 iterations and a weaker pull to the regressor (the setting
@@ -89,21 +87,6 @@ def keypoints_record(det: Detection) -> Optional[Dict[str, object]]:
     return {"joint_set": det.joint_set, "source": det.source, "points": points}
 
 
-def match_tracks(boxes: Sequence[Sequence[float]], tracks: Sequence[Track],
-                 min_iou: float = TRACK_IOU) -> List[Optional[int]]:
-    """For each box, the index of the previous frame's person it continues (greedy by IoU ≥ ``min_iou``; each
-    previous person used once), or None."""
-    pairs = sorted(((box_iou(b, t.bbox), i, j) for i, b in enumerate(boxes) for j, t in enumerate(tracks)),
-                   reverse=True)
-    match: List[Optional[int]] = [None] * len(boxes)
-    used = set()
-    for iou, i, j in pairs:
-        if iou >= min_iou and match[i] is None and j not in used:
-            match[i] = j
-            used.add(j)
-    return match
-
-
 def _errors(pixels: torch.Tensor, target: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
     """(B,) mean distance over the used keypoints (NaN where none is used)."""
     dist = torch.linalg.norm(pixels - target, dim=-1)
@@ -142,12 +125,15 @@ class DemoFitter:
         return self._keypoint_models[key]
 
     def process(self, detections: Sequence[Detection], people: Sequence[PersonPrediction],
-                tracks: Optional[Sequence[Track]] = None) -> Tuple[List[PersonFit], List[Track]]:
-        """(one :class:`PersonFit` per person, the tracks for the next frame). ``tracks``: the previous frame's
-        (video), None for a still image."""
+                previous: Optional[Dict[int, Track]] = None, track_ids: Optional[Sequence[int]] = None
+                ) -> Tuple[List[PersonFit], Dict[int, Track]]:
+        """(one :class:`PersonFit` per person, this frame's fits by track id for the next frame). ``previous``:
+        the previous frame's (video), keyed by the track ids ``track_ids`` gives this frame's people; None for a
+        still image."""
         out = [PersonFit(p, {"keypoints": keypoints_record(d)} if d.keypoints is not None else {})
                for d, p in zip(detections, people)]
-        match = match_tracks([d.bbox for d in detections], tracks) if tracks else [None] * len(people)
+        ids = list(track_ids) if track_ids is not None else list(range(len(people)))
+        match = [i if previous and i in previous else None for i in ids]
         groups: Dict[Tuple[str, str, bool], List[int]] = {}
         for i, (det, person) in enumerate(zip(detections, people)):
             if det.keypoints is None:
@@ -161,10 +147,10 @@ class DemoFitter:
             groups.setdefault((person.body_model, det.joint_set, match[i] is not None), []).append(i)
         for (name, joint_set, tracked), index in groups.items():
             self._group(out, index, [detections[i] for i in index], name, joint_set,
-                        [tracks[match[i]] for i in index] if tracked else None)
-        new_tracks = [Track(d.bbox, FitParams.from_predictions([f.person]), f.status == "ok")
-                      for d, f in zip(detections, out)]
-        return out, new_tracks
+                        [previous[match[i]] for i in index] if tracked else None)
+        fitted = {i: Track(d.bbox, FitParams.from_predictions([f.person]), f.status == "ok")
+                  for i, d, f in zip(ids, detections, out)}
+        return out, fitted
 
     def _not_fitted(self, item: PersonFit, status: str) -> None:
         item.status = status

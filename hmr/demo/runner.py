@@ -252,14 +252,16 @@ class DemoRunner:
             else:
                 item.record.setdefault("warnings", []).append(f"box {det.to_json()['bbox_xywh']}: {problem}")
                 self._log_once(logging.WARNING, frame.source.path, problem)
+        dets = [d for d, _, _ in kept]
+        track_ids = state.video_tracks.assign(frame.index, dets) if state.video_tracks else None
         started = time.perf_counter()
-        fits, tracks = self.fitter.process([d for d, _, _ in kept], [p for _, _, p in kept],
-                                           state.tracks if is_video else None)
-        state.tracks = tracks if is_video else None
+        fits, fitted = self.fitter.process(dets, [p for _, _, p in kept], state.tracks if is_video else None,
+                                           track_ids)
+        state.tracks = fitted if is_video else None
         if opts.fit:
             item.record["seconds"]["fit"] = round(time.perf_counter() - started, 4)
-        track_ids = (state.video_tracks.update(frame.index, frame_time(frame), [d for d, _, _ in kept],
-                                               [f.person for f in fits]) if state.video_tracks else None)
+        if state.video_tracks is not None:
+            state.video_tracks.record(frame.index, frame_time(frame), track_ids, [f.person for f in fits])
         entries = []
         for k, ((det, crop, _), fit) in enumerate(zip(kept, fits)):
             side = (det.side or opts.hand or self.model.side) if self.model.kind == "hand" else None

@@ -57,13 +57,15 @@ class VideoTracks:
         self.tracker = Tracker(options.tracker)
         self.rows: Dict[int, List[_Row]] = {}
 
-    def update(self, frame: int, timestamp: float, detections: Sequence[Detection],
-               people: Sequence[PersonPrediction]) -> List[int]:
-        """Track ids of this frame's people (same order as ``detections``)."""
-        ids = self.tracker.update(detections, frame)
-        for track_id, person in zip(ids, people):
+    def assign(self, frame: int, detections: Sequence[Detection]) -> List[int]:
+        """Track ids of this frame's detections (same order)."""
+        return self.tracker.update(detections, frame)
+
+    def record(self, frame: int, timestamp: float, track_ids: Sequence[int],
+               people: Sequence[PersonPrediction]) -> None:
+        """Keep this frame's final (fitted) people for their tracks' exports."""
+        for track_id, person in zip(track_ids, people):
             self.rows.setdefault(track_id, []).append(_Row(frame, float(timestamp), person))
-        return ids
 
     def series(self, track_id: int) -> Tuple[str, TrackSeries]:
         """(body-model name, the track's per-frame parameters; rotations projected onto SO(3))."""

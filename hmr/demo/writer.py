@@ -28,7 +28,7 @@ class SourceState:
     folder: Path
     video: Optional[VideoWriter] = None
     rows: List[Dict[str, np.ndarray]] = field(default_factory=list)
-    tracks: Optional[list] = None
+    tracks: Optional[dict] = None            # the previous frame's fits by track id (keypoint fitting)
     video_tracks: Optional[object] = None   # hmr.demo.video_tracks.VideoTracks of a video
     exhausted: bool = False
     pending: int = 0

@@ -11,7 +11,7 @@ MOTA = 1 − (misses + false positives + switches) / ground-truth boxes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -53,14 +53,17 @@ class MotCounts:
         return {**asdict(self), "mota": round(self.mota, 4)}
 
 
-def clear_mot(gt_frames: Sequence[Boxes], pred_frames: Sequence[Boxes], min_iou: float = 0.5
-              ) -> Tuple[MotCounts, Dict[int, Dict[int, int]]]:
+def clear_mot(gt_frames: Sequence[Boxes], pred_frames: Sequence[Boxes], min_iou: float = 0.5,
+              ignored_frames: Optional[Sequence[Boxes]] = None) -> Tuple[MotCounts, Dict[int, Dict[int, int]]]:
     """Counts over aligned frame lists (``gt_frames[t]``: person id -> box; ``pred_frames[t]``: track id -> box),
-    and for each ground-truth person how many frames each track covered it."""
+    and for each ground-truth person how many frames each track covered it. ``ignored_frames[t]``: people too
+    little visible to be required (as MOT benchmarks' "don't care" boxes): predictions on them are not false
+    positives, and not finding them is not a miss."""
     counts = MotCounts()
     last: Dict[int, int] = {}            # gt id -> track id it last matched
     coverage: Dict[int, Dict[int, int]] = {}
-    for gt, pred in zip(gt_frames, pred_frames):
+    ignored_frames = ignored_frames if ignored_frames is not None else [{}] * len(gt_frames)
+    for gt, pred, ignored in zip(gt_frames, pred_frames, ignored_frames):
         gt_ids, pred_ids = list(gt), list(pred)
         counts.gt_boxes += len(gt_ids)
         pairs: Dict[int, int] = {}
@@ -84,5 +87,7 @@ def clear_mot(gt_frames: Sequence[Boxes], pred_frames: Sequence[Boxes], min_iou:
             coverage[g][p] += 1
         counts.matches += len(pairs)
         counts.misses += len(gt_ids) - len(pairs)
-        counts.false_positives += len(pred_ids) - len(pairs)
+        unmatched = [p for p in pred_ids if p not in pairs.values()]
+        counts.false_positives += sum(not any(box_iou(pred[p], box) >= min_iou for box in ignored.values())
+                                      for p in unmatched)
     return counts, coverage

@@ -10,21 +10,28 @@ survives ``max_misses`` frames without a detection, then ends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Protocol, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from hmr.demo.boxes import Detection
-
 _FORBIDDEN = 1e6
 
 
+class Detection(Protocol):
+    """What the tracker reads of a detection (:class:`hmr.demo.boxes.Detection` is one): an (x, y, w, h) box,
+    optional (K, 3) keypoints (x, y, confidence) and an optional hand side."""
+
+    bbox: Sequence[float]
+    keypoints: Optional[np.ndarray]
+    side: Optional[str]
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
-    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    """Intersection over union of two (x, y, w, h) boxes."""
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
     union = a[2] * a[3] + b[2] * b[3] - inter
     return float(inter / union) if union > 0 else 0.0
 
