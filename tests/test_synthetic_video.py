@@ -188,7 +188,8 @@ def test_cli_renders_all_presets_end_to_end(tmp_path):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic_video_tool", REPO / "tools" / "make_synthetic_video.py")
+    spec = importlib.util.spec_from_file_location("make_synthetic_video_tool",
+                                                  REPO / "tools" / "make_synthetic_video.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -105,14 +105,29 @@ def rotate_global_orient(pose: np.ndarray, rot3: np.ndarray) -> np.ndarray:
     return out
 
 
+def jitter_table(gain: Sequence[float]) -> np.ndarray:
+    """(256, 3) uint8: every value's per-channel multiplicative noise, clipped and truncated as a float32
+    product (what :func:`color_jitter` applies)."""
+    values = np.arange(256, dtype=np.float32)[:, None] * np.asarray(gain, dtype=np.float32)[None]
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
 def color_jitter(image: np.ndarray, gain: Sequence[float]) -> np.ndarray:
     """Per-channel multiplicative noise on an HxWx3 uint8 image (clipped to [0, 255])."""
     if tuple(gain) == (1.0, 1.0, 1.0):
         return image
-    # the same float32 product, clip and truncation as the direct formula, once per uint8 value and channel
-    values = np.arange(256, dtype=np.float32)[:, None] * np.asarray(gain, dtype=np.float32)[None]
-    table = np.clip(values, 0, 255).astype(np.uint8)
-    return cv2.LUT(np.ascontiguousarray(image), table.reshape(256, 1, 3))
+    return cv2.LUT(np.ascontiguousarray(image), jitter_table(gain).reshape(256, 1, 3))
+
+
+def occlusion_noise(shape: Tuple[int, int], box: Tuple[float, float, float, float], rng: np.random.Generator
+                    ) -> Tuple[slice, slice, np.ndarray]:
+    """(rows, columns, uniform uint8 noise) of the rectangle ``box`` (fractions of the crop: x0, y0, w, h)."""
+    h, w = shape
+    x0, y0 = int(box[0] * w), int(box[1] * h)
+    x1, y1 = max(x0 + 1, int((box[0] + box[2]) * w)), max(y0 + 1, int((box[1] + box[3]) * h))
+    rows, cols = slice(y0, min(y1, h)), slice(x0, min(x1, w))
+    size = (rows.stop - rows.start, cols.stop - cols.start, 3)
+    return rows, cols, rng.integers(0, 256, size=size, dtype=np.uint8)
 
 
 def occlude(image: np.ndarray, box: Optional[Tuple[float, float, float, float]],
@@ -120,11 +135,9 @@ def occlude(image: np.ndarray, box: Optional[Tuple[float, float, float, float]],
     """Paste a uniform-noise rectangle (fractions of the crop: x0, y0, w, h) over an HxWx3 uint8 crop."""
     if box is None:
         return image
-    h, w = image.shape[:2]
-    x0, y0 = int(box[0] * w), int(box[1] * h)
-    x1, y1 = max(x0 + 1, int((box[0] + box[2]) * w)), max(y0 + 1, int((box[1] + box[3]) * h))
+    rows, cols, noise = occlusion_noise(image.shape[:2], box, rng)
     out = image.copy()
-    out[y0:y1, x0:x1] = rng.integers(0, 256, size=out[y0:y1, x0:x1].shape, dtype=np.uint8)
+    out[rows, cols] = noise
     return out
 
 
@@ -137,5 +150,6 @@ def rotation_about_optical_axis(rot_deg: float) -> np.ndarray:
 
 __all__: List[str] = [
     "AugmentConfig", "AugmentParams", "sample_params", "flip_points", "flip_pose", "transform_points_3d",
-    "rotate_global_orient", "color_jitter", "occlude", "rotation_about_optical_axis",
+    "rotate_global_orient", "jitter_table", "color_jitter", "occlusion_noise", "occlude",
+    "rotation_about_optical_axis",
 ]

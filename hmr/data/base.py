@@ -146,12 +146,14 @@ class ImageDataset(Dataset):
         center = center + np.asarray(params.trans) * bbox_side
         scale = ann.scale * params.scale_mult
         crop_affine = compose_affine(crop_matrix(center, scale, opts.crop_hw), full2d)
-        if image is not None:
-            crop = warp_image(image, crop_affine, opts.crop_hw)
-            if rng is not None:
-                crop = aug.occlude(aug.color_jitter(crop, params.color_gain), params.occlusion, rng)
-        else:
-            crop = np.zeros(tuple(opts.crop_hw) + (3,), dtype=np.uint8)
+        crop = (warp_image(image, crop_affine, opts.crop_hw) if image is not None
+                else np.zeros(tuple(opts.crop_hw) + (3,), dtype=np.uint8))
+        # colour jitter folded into the normalisation table, then the occluder's noise (not jittered) pasted on
+        jitter = aug.jitter_table(params.color_gain) if image is not None and rng is not None else None
+        img = normalize_image(crop, jitter)
+        if jitter is not None and params.occlusion is not None:
+            rows, cols, noise = aug.occlusion_noise(crop.shape[:2], params.occlusion, rng)
+            img[:, rows, cols] = normalize_image(noise)
 
         kp2d = self._flip(ann.keypoints_2d, self.keypoint_set, params.flip)
         joints = self._flip(ann.joints_3d, self.keypoint_set, params.flip)
@@ -160,11 +162,11 @@ class ImageDataset(Dataset):
             pose = aug.flip_pose(pose, get_joint_set(self.pose_set).flip)
         pose = aug.rotate_global_orient(pose, aug.rotation_about_optical_axis(params.rot_deg))
 
-        t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+        t = lambda x: torch.from_numpy(np.array(x, dtype=np.float32))  # noqa: E731 (a copy, rounded as torch does)
         center_t, scale_t, focal_t = t(center), t(scale), t(focal)
         img_size = t([h, w])
         item = {
-            "img": normalize_image(crop),
+            "img": img,
             "center": center_t, "scale": scale_t, "focal": focal_t, "img_size": img_size,
             "bbox_info": bbox_info(center_t[None], scale_t[None], focal_t[None], img_size[None])[0],
             "keypoints_2d": t(apply_affine(kp2d, full2d)),

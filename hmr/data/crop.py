@@ -11,7 +11,7 @@ see a b × 0.75b box, 224×224 crops a b × b box).
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -79,13 +79,15 @@ _NORMALIZE_TABLE = ((np.arange(256, dtype=np.float32)[None] / 255.0 - IMAGENET_M
                     / IMAGENET_STD[:, None]).astype(np.float32)
 
 
-def normalize_image(image: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB → (3, H, W) float32 normalised with the ImageNet mean/std."""
+def normalize_image(image: np.ndarray, jitter: Optional[np.ndarray] = None) -> torch.Tensor:
+    """HxWx3 uint8 RGB → (3, H, W) float32 normalised with the ImageNet mean/std; ``jitter`` ((256, 3) uint8,
+    :func:`hmr.data.augment.jitter_table`) is applied first, folded into the same look-up."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
+    tables = _NORMALIZE_TABLE if jitter is None else np.stack([_NORMALIZE_TABLE[c][jitter[:, c]] for c in range(3)])
     out = np.empty((3,) + image.shape[:2], dtype=np.float32)
     for c in range(3):
-        np.take(_NORMALIZE_TABLE[c], image[..., c], out=out[c])
+        np.take(tables[c], image[..., c], out=out[c])
     return torch.from_numpy(out)
 
 

@@ -6,8 +6,8 @@ that share a body model in one batch. Keypoints below ``min_confidence`` (and, f
 keypoints outside the image) get weight 0. Video: a person whose track (:mod:`hmr.video.tracking`, the ids the
 runner assigns) was in the previous frame starts from that frame's fit, with the smoothness term towards it and
 fewer iterations (``tracked_config``), exactly as :func:`hmr.fitting.fit_sequence` treats a tracked person;
-everyone else starts from the regressor. A fit that falls back (diverged: non-finite values; too few keypoints; unusable start) keeps
-the regressor's mesh, and the record says so.
+everyone else starts from the regressor. A fit that falls back (diverged: non-finite values; too few keypoints;
+unusable start) keeps the regressor's mesh, and the record says so.
 
 2D keypoint error: mean pixel distance between the mesh's keypoints (the detection's joint set, projected with
 the full-frame camera) and the detected keypoints with confidence ≥ ``min_confidence``; also as a fraction of

@@ -59,7 +59,8 @@ def write_track_bvh(path: Path, body_model, rotmats: np.ndarray, betas: np.ndarr
         for c in children[j]:
             emit(c, depth + 1)
         if not children[j]:
-            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0.000000 0.000000 0.000000", f"{pad}  }}"])
+            end_site = ["End Site", "{", "  OFFSET 0.000000 0.000000 0.000000", "}"]
+            lines.extend(f"{pad}  {line}" for line in end_site)
         lines.append(f"{pad}}}")
 
     root = [j for j in range(J) if parents[j] < 0]
