@@ -103,3 +103,17 @@ def test_gpu_check_runs_tiny_on_the_cpu(tiny_synthetic_root, tmp_path):
     assert proc.returncode == 1
     failed = json.loads((tmp_path / "b/gpu_check.json").read_text())["presets"]["configs/hand/prom.yaml"]
     assert not failed["ok"] and "missing" in failed["error"]
+
+
+def test_jitter_folded_into_normalisation_equals_jitter_then_normalise():
+    from hmr.data.augment import jitter_table, occlusion_noise, occlude
+    image = skimage.data.astronaut()[:64, :48]
+    gain = (0.7, 1.2, 1.45)
+    folded = normalize_image(image, jitter_table(gain))
+    assert torch.equal(folded, normalize_image(color_jitter(image, gain)))
+    # the occluder's noise is pasted unjittered, with the same random draws as occlude()
+    box = (0.2, 0.3, 0.5, 0.4)
+    rows, cols, noise = occlusion_noise(image.shape[:2], box, np.random.default_rng(5))
+    folded[:, rows, cols] = normalize_image(noise)
+    expected = normalize_image(occlude(color_jitter(image, gain), box, np.random.default_rng(5)))
+    assert torch.equal(folded, expected)
