@@ -42,7 +42,7 @@ class TrackerConfig:
     ``min_keypoint_confidence`` selects the joints it uses, ``velocity_smoothing`` in [0, 1) damps the velocity."""
 
     max_cost: float = 0.8
-    max_misses: int = 5
+    max_misses: int = 30   # frames a lost track waits (ByteTrack keeps lost tracks 30 frames too)
     keypoint_weight: float = 0.5
     min_keypoint_confidence: float = 0.3
     velocity_smoothing: float = 0.5
