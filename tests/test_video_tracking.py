@@ -162,3 +162,12 @@ def test_clear_mot_counts_switches_misses_and_false_positives():
     missing = [{7: a}, {7: a, 9: (200, 200, 5, 5)}, {7: a, 8: b}, {7: a, 8: b}]
     counts, _ = clear_mot(gt, missing)
     assert (counts.misses, counts.false_positives, counts.id_switches) == (2, 1, 0)
+
+
+def test_clear_mot_ignores_barely_visible_people():
+    from hmr.video.metrics import clear_mot
+    a, faint = (0, 0, 10, 10), (50, 0, 3, 3)
+    counts, _ = clear_mot([{1: a}], [{7: a, 8: faint}], ignored_frames=[{2: faint}])
+    assert (counts.false_positives, counts.misses, counts.gt_boxes) == (0, 0, 1)
+    counts, _ = clear_mot([{1: a}], [{7: a, 8: faint}])
+    assert counts.false_positives == 1
