@@ -13,7 +13,6 @@ are replaced by the open ones. Writes <out>/gpu_check.json after every section; 
 ran, 1 when one failed (the JSON says which and why).
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
