@@ -283,7 +283,7 @@ class DemoRunner:
             return
         panel, scale = overlay_image(frame.image, focal, [f.person for f in fits], self.model.faces,
                                      [d for d, _, _ in kept], OVERLAY_MAX_SIDE, opts.side_view,
-                                     opts.min_keypoint_confidence if opts.draw_keypoints else None)
+                                     opts.min_keypoint_confidence if opts.draw_keypoints else None, track_ids)
         if scale < 1.0:
             item.record["overlay_scale"] = round(scale, 6)
         path = write_overlay(state, frame, panel, self._written)

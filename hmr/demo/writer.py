@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from hmr.demo.boxes import Detection
@@ -98,9 +99,10 @@ def write_person(state: SourceState, frame: Frame, k: int, person: PersonPredict
 
 def overlay_image(image: np.ndarray, focal: float, people: Sequence[PersonPrediction], faces: np.ndarray,
                   detections: Sequence[Detection], max_side: int, side_view: bool,
-                  min_confidence: Optional[float]) -> tuple:
+                  min_confidence: Optional[float], track_ids: Optional[Sequence[int]] = None) -> tuple:
     """(panel, scale): the meshes over the image (scaled to at most ``max_side``) | side view, with each
-    detection's keypoints drawn on the image half (``min_confidence`` None: no keypoints)."""
+    detection's keypoints drawn on the image half (``min_confidence`` None: no keypoints) and, in videos, its
+    track id above its box."""
     h, w = image.shape[:2]
     view, K, scale = overlay_view(image, intrinsics(focal, h, w), max_side)
     if people:
@@ -113,6 +115,11 @@ def overlay_image(image: np.ndarray, focal: float, people: Sequence[PersonPredic
             if det.keypoints is not None:
                 draw_keypoints(left, det.keypoints, det.joint_set, min_confidence, scale)
         panel[:, :view.shape[1]] = left
+    for det, track_id in zip(detections, track_ids or []):
+        x, y = int(det.bbox[0] * scale), max(int(det.bbox[1] * scale) - 4, 12)
+        for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):   # outlined: readable on any image
+            cv2.putText(panel, f"id {track_id}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, thickness,
+                        cv2.LINE_AA)
     return panel, scale
 
 
