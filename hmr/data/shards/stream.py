@@ -10,8 +10,9 @@ The stream is a pure function of (seed, rank, world size, worker count, per-rank
 * Each sample slot draws its set from the mixing ratios with the reader's own seeded generator.
 * Augmentation is seeded per sample from (seed, set, epoch, source index), as the map-style path does.
 * A DataLoader hands out batches of its workers in turn, so after ``s`` steps worker ``w`` has produced the
-  batches ``w, w + W, ...`` below ``s``; resuming at step ``s`` skips exactly those samples, without decoding,
-  and renumbers the workers so that the loader's first worker continues with batch ``s``. Resume is exact for
+  batches ``w, w + W, ...`` below ``s``; resuming at step ``s`` skips exactly those samples — whole shards by
+  their counts in the index, unread, the rest without decoding — and renumbers the workers so that the loader's
+  first worker continues with batch ``s``. Resume is exact for
   the same world size, worker count and batch size.
 
 Images that no longer decode (a shard damaged after conversion) are replaced by the set's next sample and
@@ -111,12 +112,12 @@ class ShardStream(IterableDataset):
                 raise ValueError(f"{folder} has {len(ix.shards)} shards, fewer than the {readers} readers "
                                  f"(world size {self.world_size} x {workers} workers): convert it with a smaller "
                                  "--shard-size")
-        streams = [self._set_stream(k, reader, readers) for k in range(len(self.folders))]
         mix = np.random.default_rng([self.seed, _MIX_SEED, reader])
         choices = len(self.folders)
-        skip = len(range(worker, self.start_step, workers)) * self.batch_size
-        for _ in range(skip):
-            next(streams[self._draw(mix, choices)])
+        skips = [0] * choices    # samples this reader consumed per set before the resume step: replay the draws
+        for _ in range(len(range(worker, self.start_step, workers)) * self.batch_size):
+            skips[self._draw(mix, choices)] += 1
+        streams = [self._set_stream(k, reader, readers, skips[k]) for k in range(choices)]
         while True:
             k = self._draw(mix, choices)
             yield self._make_item(k, streams[k])
@@ -124,16 +125,23 @@ class ShardStream(IterableDataset):
     def _draw(self, mix: np.random.Generator, choices: int) -> int:
         return 0 if choices == 1 else int(mix.choice(choices, p=self.ratios))
 
-    def _set_stream(self, k: int, reader: int, readers: int) -> Iterator[Tuple[int, Dict[str, bytes]]]:
-        """(epoch, raw sample) of set ``k`` for one reader, endlessly."""
+    def _set_stream(self, k: int, reader: int, readers: int, skip: int = 0
+                    ) -> Iterator[Tuple[int, Dict[str, bytes]]]:
+        """(epoch, raw sample) of set ``k`` for one reader, endlessly, after its first ``skip`` samples (whole
+        shards are skipped by their counts in the index, unread)."""
         shards = self.indexes[k].shards
         epoch = 0
         while True:
             order = np.random.default_rng([self.seed, k, epoch]).permutation(len(shards))
             for s in order[reader::readers]:
+                count = int(shards[s]["samples"])
+                if skip >= count:
+                    skip -= count
+                    continue
                 samples = read_shard(self.folders[k] / shards[s]["file"])
-                for j in np.random.default_rng([self.seed, k, epoch, int(s)]).permutation(len(samples)):
+                for j in np.random.default_rng([self.seed, k, epoch, int(s)]).permutation(len(samples))[skip:]:
                     yield epoch, samples[j]
+                skip = 0
             epoch += 1
 
     def _make_item(self, k: int, stream: Iterator[Tuple[int, Dict[str, bytes]]]) -> Dict[str, torch.Tensor]:
