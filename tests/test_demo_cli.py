@@ -59,12 +59,17 @@ def test_demo_on_a_folder_with_a_bad_file_and_detections(tiny_synthetic_root, ch
             assert (out / name / f"person{k:02d}.ply").stat().st_size > 0
 
 
-def test_demo_on_a_video_and_a_left_hand(checkpoints, tmp_path):
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(4):
+def _clip(path: Path, frames: int) -> Path:
+    """A 64x48 MJPG video at 10 frames/s of smooth random images."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(frames):
         writer.write(textured_image(48, 64, seed=i))
     writer.release()
+    return path
+
+
+def test_demo_on_a_video_and_a_left_hand(checkpoints, tmp_path):
+    video = _clip(tmp_path / "clip.avi", 4)
     out = tmp_path / "out"
     code = _main()(["--checkpoint", str(checkpoints["hand"]), "--input", str(video), "--out", str(out),
                     "--bbox", "10,8,30,30", "--hand", "left", "--no-side-view", "--quiet"])
@@ -108,11 +113,7 @@ def _corrupt_frame(video: Path, frame: int) -> None:
 
 
 def test_demo_video_with_an_undecodable_frame_keeps_the_track(checkpoints, tmp_path):
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(6):
-        writer.write(textured_image(48, 64, seed=i))
-    writer.release()
+    video = _clip(tmp_path / "clip.avi", 6)
     _corrupt_frame(video, 3)
     out = tmp_path / "out"
     code = _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
@@ -129,11 +130,7 @@ def test_demo_video_with_an_undecodable_frame_keeps_the_track(checkpoints, tmp_p
 
 
 def test_demo_video_without_people_writes_no_animation(checkpoints, tmp_path, encoder_weights, monkeypatch, capsys):
-    video = tmp_path / "empty.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(3):
-        writer.write(textured_image(48, 64, seed=i))
-    writer.release()
+    video = _clip(tmp_path / "empty.avi", 3)
     out = tmp_path / "out"
     assert _main()(["--checkpoint", str(checkpoints["body"]), "--input", str(video), "--out", str(out),
                     "--detector", "blazepose", "--quiet"]) == 0

@@ -38,6 +38,14 @@ def random_batch(body_model, batch_size: int, crop_hw: Sequence[int], keypoint_s
     }
 
 
+def core_loss(pred, batch, root_joints) -> torch.Tensor:
+    """Rotation + 3D-joint + 2D-keypoint loss, unweighted: the training step the benchmarks and checks time."""
+    return (losses.rotation_loss(pred["rotmats_loss"], batch["pose"], batch["has_pose"])
+            + losses.joints3d_loss(pred["keypoints_3d"], batch["joints_3d"], root_joints)
+            + losses.keypoint2d_loss(pred["keypoints_2d"], batch["keypoints_2d"], batch["center"],
+                                     batch["scale"] * 200))
+
+
 def time_train_steps(cfg: Mapping[str, Any], representations: Sequence[str], repeats: int = 10,
                      warmup: int = 2) -> Dict[str, Dict[str, float]]:
     """Median seconds per full training step (forward, losses, backward, Adam) for each representation."""
@@ -59,10 +67,7 @@ def time_train_steps(cfg: Mapping[str, Any], representations: Sequence[str], rep
             start = time.perf_counter()
             out = model(batch["img"], batch["bbox_info"])
             pred = decode_outputs(out, rep, body_model, batch, switches, kp_set, "train")
-            loss = (losses.rotation_loss(pred["rotmats_loss"], batch["pose"], batch["has_pose"])
-                    + losses.joints3d_loss(pred["keypoints_3d"], batch["joints_3d"], root)
-                    + losses.keypoint2d_loss(pred["keypoints_2d"], batch["keypoints_2d"], batch["center"],
-                                             batch["scale"] * 200))
+            loss = core_loss(pred, batch, root)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import torch
 
 from hmr.config import Config, load_config, merge
-from hmr.engine.bench import random_batch
+from hmr.engine.bench import core_loss, random_batch
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
 from hmr.engine.trainer import Trainer
 
@@ -105,7 +105,6 @@ def train_step_parity(cfg: Mapping[str, Any], device: torch.device, batch_size: 
     float32, dropout off (its masks come from different generators): relative difference of the loss, the
     gradient and the updated parameters. (Adam's first update is ~lr * sign(gradient), which flips for gradient
     entries near zero on any change of summation order: SGD compares the step itself.)"""
-    from hmr import losses
     from hmr.engine.forward import OrthoSwitches, decode_outputs
     cfg = Config(copy.deepcopy(cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)))
     cfg["model"]["pretrained"] = False   # parity does not need pretrained weights
@@ -128,10 +127,7 @@ def train_step_parity(cfg: Mapping[str, Any], device: torch.device, batch_size: 
         out = model(batch["img"], batch["bbox_info"])
         pred = decode_outputs(out, rep, body_model, batch, OrthoSwitches.from_config(cfg["representation"]),
                               kp_set, "train")
-        loss = (losses.rotation_loss(pred["rotmats_loss"], batch["pose"], batch["has_pose"])
-                + losses.joints3d_loss(pred["keypoints_3d"], batch["joints_3d"], root)
-                + losses.keypoint2d_loss(pred["keypoints_2d"], batch["keypoints_2d"], batch["center"],
-                                         batch["scale"] * 200))
+        loss = core_loss(pred, batch, root)
         opt.zero_grad()
         loss.backward()
         opt.step()
