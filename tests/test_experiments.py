@@ -103,38 +103,68 @@ def test_goal_statement_on_constructed_rows():
     assert "prom+x: MEETS" in statement and "prom: misses" in statement
 
 
+def _finished_run(root, kind, overrides, seed, final, history):
+    from hmr.experiments import image_runs
+    folder = root / "runs_cpu" / image_runs.run_folder_name(kind, overrides, "cpu", seed)
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"skipped_steps": 0, "seconds": 1.0, "eval": final}))
+    (folder / "eval_history.csv").write_text("".join(
+        f"{step},pa_mpjpe_mm={value:.3f},train_seconds={step / 10:.2f}\n" for step, value in history))
+    return folder
+
+
 def test_image_runs_reuse_finished_runs_and_collect_only(tmp_path):
     from hmr.experiments import image_runs
-    from hmr.experiments.report import image_section
-    finished = tmp_path / "prom_no-rotloss_body_seed0"
-    finished.mkdir()
-    (finished / "summary.json").write_text(json.dumps({"skipped_steps": 0, "seconds": 1.0,
-                                                       "eval": {"mpjpe_mm": 120.0, "train_bone_error_mm": 9.0}}))
-    (finished / "eval_history.csv").write_text("50,mpjpe_mm=150.000,pa_mpjpe_mm=90.000\n"
-                                               "100,mpjpe_mm=120.000,pa_mpjpe_mm=80.000\n")
-    result = image_runs.raw_fk("cpu", tmp_path, collect_only=True)
-    by_label = {r["label"]: r for r in result["runs"]}
-    assert by_label["prom/no-rotloss"]["final"]["mpjpe_mm"] == 120.0
-    assert [h["step"] for h in by_label["prom/no-rotloss"]["history"]] == [50, 100]
-    assert by_label["6d/rotloss"].get("not_run") is True
+    from hmr.experiments.report_images import image_section
+    work = tmp_path / "raw-fk" / "cpu_work"
+    for seed, final in enumerate((80.0, 82.0)):
+        _finished_run(tmp_path, "body", ["representation.name=prom", "loss.rotation=0.0"], seed,
+                      {"pa_mpjpe_mm": final, "train_bone_error_mm": 9.0}, [(100, 150.0), (200, final)])
+    result = image_runs.raw_fk("cpu", work, collect_only=True)
+    runs = {(r["label"], r["seed"]): r for r in result["runs"]}
+    assert runs["prom/no-rotloss", 0]["final"]["pa_mpjpe_mm"] == 80.0
+    assert [h["step"] for h in runs["prom/no-rotloss", 1]["history"]] == [100, 200]
+    assert runs["prom/no-rotloss", 1]["history"][-1]["train_seconds"] == 20.0
+    assert runs["6d/rotloss", 0].get("not_run") is True and runs["prom/no-rotloss", 2].get("not_run") is True
+    result["baselines"] = {"body": {"pa_mpjpe_mm": 160.0}}
     text = image_section("raw-fk", result, tmp_path / "figures")
-    assert "| prom/no-rotloss | body | 0 | 120.0 |" in text and "not run" in text
+    # seeds 0 and 1 of prom/no-rotloss: 81.0 ± 1.4 mm, 0.506 of the mean pose; 75 % (120 mm) reached at step 200
+    assert "| body | prom/no-rotloss | 81.0 ± 1.4 | 0.506 ± 0.009 |" in text and "| 0 / 1 |" in text
+    assert "| 200 / 200 / 200 |" in text and "| 0 / 3 |" in text  # 6d/rotloss: no seed ran
     with pytest.raises(ValueError, match="collect-only"):
         registry.run_experiment("prom-gap", "tiny", tmp_path, collect_only=True)
 
 
+def test_a_run_locked_by_a_live_process_is_left_to_it(tmp_path):
+    import os
+
+    from hmr.experiments import image_runs
+    run_dir = tmp_path / "runs_cpu" / "body_x_seed0"
+    lock = image_runs._lock(run_dir)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getppid()))   # the parent process is alive
+    assert not image_runs._claim(run_dir)
+    lock.write_text("999999999")          # no such process: a stale lock is taken over
+    assert image_runs._claim(run_dir) and lock.read_text() == str(os.getpid())
+
+
+def test_results_before_the_pretrained_presets_are_labelled(tmp_path):
+    from hmr.experiments.report_images import image_section
+    legacy = {"settings": {"steps": 700, "seeds": [0]}, "baselines": {"body": {"pa_mpjpe_mm": 171.25}},
+              "runs": [{"label": "prom", "kind": "body", "seed": 0, "final": {"pa_mpjpe_mm": 160.0},
+                        "history": [{"step": 100, "pa_mpjpe_mm": 165.0}], "skipped_steps": 0}]}
+    text = image_section("convergence", legacy, tmp_path / "figures")
+    assert "Predates the pretrained presets" in text and "| prom | body | 0 | 160.0 |" in text
+    assert "| mean pose (baseline) | body | – | 171.2 |" in text
+
+
 def test_image_experiments_report_the_mean_pose_baseline(tmp_path, monkeypatch, tiny_synthetic_root):
     from hmr.experiments import image_runs
-    from hmr.experiments.report import image_section
     monkeypatch.setenv("HMR_EXPERIMENT_OVERRIDES", f"data.root={tiny_synthetic_root}")
     baselines = image_runs.mean_pose_baselines("tiny", tmp_path, ["body", "body"])
     assert set(baselines) == {"body"} and baselines["body"]["pa_mpjpe_mm"] > 0
     written = json.loads((tmp_path / "baseline_mean_pose_body.json").read_text())
     assert written["source"] == "mean-pose" and written["count"] == image_runs.PRESETS["tiny"]["eval_samples"]
-    result = image_runs.raw_fk("cpu", tmp_path, collect_only=True)
-    result["baselines"] = {"body": {"pa_mpjpe_mm": 171.25, "mpjpe_mm": 400.0}}
-    text = image_section("raw-fk", result, tmp_path / "figures")
-    assert "| mean pose (baseline) | body | – |" in text and "171.2" in text
 
 
 def test_prom_gap_images_variants_build_the_intended_runs():
@@ -159,7 +189,7 @@ def test_prom_gap_images_variants_build_the_intended_runs():
 @pytest.mark.slow
 def test_prom_gap_images_tiny_runs_and_reports_the_gap(tmp_path, monkeypatch, tiny_synthetic_root):
     from hmr.experiments import image_runs
-    from hmr.experiments.report import image_section
+    from hmr.experiments.report_images import image_section
     monkeypatch.setenv("HMR_EXPERIMENT_OVERRIDES", f"data.root={tiny_synthetic_root} train.final_eval=true")
     result = image_runs.prom_gap_images("tiny", tmp_path)
     assert [r["label"] for r in result["runs"]] == list(image_runs.GAP_VARIANTS)
@@ -175,3 +205,24 @@ def test_presets_other_than_cpu_train_end_to_end_without_the_fk_switch():
         cfg = image_runs.run_config("body", [], preset)
         assert cfg.model.pooling != "landmarks" and not cfg.model.freeze_backbone and not cfg.train.cache_features
     assert image_runs.run_config("hand", [], "cpu").representation.anneal.kind == "none"
+
+
+def test_kinds_restrict_an_image_experiment_to_some_sets(tmp_path):
+    from hmr.experiments import image_runs
+    work = tmp_path / "convergence" / "cpu_work"
+    result = image_runs.convergence("cpu", work, collect_only=True, kinds=("hand",))
+    assert {r["kind"] for r in result["runs"]} == {"hand"}
+    assert {r["label"] for r in result["runs"]} == {"prom", "svd9d", "6d", "6d_free", "quaternion", "axis_angle"}
+    with pytest.raises(ValueError, match="unknown set"):
+        image_runs.convergence("cpu", work, collect_only=True, kinds=("feet",))
+    with pytest.raises(ValueError, match="--kinds applies"):
+        registry.run_experiment("prom-gap", "tiny", tmp_path, kinds=("body",))
+
+
+def test_the_cpu_preset_gives_the_hand_its_own_batch_and_cache():
+    from hmr.experiments import image_runs
+    hand, body = image_runs.run_config("hand", [], "cpu"), image_runs.run_config("body", [], "cpu")
+    assert hand.train.batch_size == 128 and hand.train.cache_samples == 0
+    assert body.train.batch_size == 32 and body.train.cache_samples == 6000
+    assert image_runs.run_folder_name("body", ["representation.name=prom"], "cpu", 0) == \
+        image_runs.run_folder_name("body", ["train.lr=0.001"], "cpu", 0)  # both are the preset's defaults

@@ -6,7 +6,13 @@
     python tools/experiment.py report                         # regenerate docs/results.md + docs/figures/
 
 Names: prom-gap, convergence, lr, orthogonalization, downstream-only, raw-fk, prom-gap-images, gradients,
-rotation-recovery, point-cloud. Presets: cpu (<= 60 min each on a 2-core CPU), full (GPU), tiny (seconds; for tests).
+rotation-recovery, point-cloud. Presets: cpu (2-core CPU), full (GPU), tiny (seconds; for tests).
+
+The image experiments (convergence, lr, orthogonalization, prom-gap-images, ...) train three seeds per condition;
+their runs live in <out>/runs_<preset>/ (one folder per resolved config, shared between experiments) with the
+frozen encoder's features cached once in <out>/feature_cache_<preset>/. Several invocations may run at once (two
+on a 2-core CPU, each with --threads 1): a run another process is training is left to it, and a later invocation
+(or --collect-only) gathers every finished run into the JSON.
 """
 import argparse
 import sys
@@ -28,6 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--docs", default="docs", help="report: where results.md and figures/ go")
     parser.add_argument("--collect-only", action="store_true",
                         help="image experiments: write the JSON from the finished runs only (no training)")
+    parser.add_argument("--kinds", nargs="+", default=None, choices=("body", "hand"),
+                        help="image experiments: only these sets (default: all the experiment has)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     setup_logging()
@@ -46,7 +54,8 @@ def main(argv=None) -> int:
                 raise ValueError(f"unknown experiment {name!r}; expected one of {registry.names()}, "
                                  "'all' or 'report'")
         for name in todo:
-            print(f"wrote {registry.run_experiment(name, args.preset, Path(args.out), args.collect_only)}")
+            path = registry.run_experiment(name, args.preset, Path(args.out), args.collect_only, args.kinds)
+            print(f"wrote {path}")
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -269,8 +269,10 @@ def final_fk_blend(cfg: Mapping[str, Any]) -> float:
 def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, dataset_name: Optional[str] = None,
                     split: Optional[str] = None, max_samples: Optional[int] = None, source: str = "model",
                     batch_size: Optional[int] = None, num_workers: Optional[int] = None,
-                    refit: bool = False) -> Dict[str, Any]:
-    """Evaluate on a registry dataset (default ``cfg.eval.dataset`` / ``split``) with its protocol."""
+                    refit: bool = False, dataset=None) -> Dict[str, Any]:
+    """Evaluate on a registry dataset (default ``cfg.eval.dataset`` / ``split``) with its protocol. ``dataset``:
+    that dataset's items already loaded (e.g. as cached encoder features; the model's backbone then reads
+    features for the duration of the call)."""
     from hmr.data import build_dataset
     from hmr.engine.builders import keypoint_settings
     ecfg = cfg.get("eval") or {}
@@ -278,7 +280,9 @@ def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, d
     split = split or ecfg.get("split", "test")
     if not dataset_name:
         raise ValueError("no evaluation dataset: give one (--dataset) or set eval.dataset in the config")
-    dataset = build_dataset(dataset_name, split, cfg.get("data"), augment=False)
+    features = dataset is not None
+    if dataset is None:
+        dataset = build_dataset(dataset_name, split, cfg.get("data"), augment=False)
     protocol = get_protocol(dataset_name, split)
     fixed_pose = None
     if source == "mean-pose":
@@ -287,12 +291,21 @@ def evaluate_config(cfg: Mapping[str, Any], model, body_model, representation, d
         fixed_pose = mean_pose(build_dataset(train_name, "train", cfg.get("data"), augment=False))
     keypoint_set, _ = keypoint_settings(cfg, body_model)
     was_training = model.training if model is not None else False
-    result = evaluate(model, representation, body_model, dataset, protocol,
-                      OrthoSwitches.from_config(cfg["representation"]), keypoint_set,
-                      batch_size=int(batch_size or ecfg.get("batch_size", 32)),
-                      num_workers=int(num_workers if num_workers is not None else ecfg.get("num_workers", 0)),
-                      max_samples=max_samples, source=source, fixed_pose=fixed_pose, refit=refit,
-                      train_blend=final_fk_blend(cfg))
+    backbone = getattr(model, "backbone", None)
+    was_features = getattr(backbone, "features_input", False)
+    if backbone is not None:
+        backbone.features_input = features
+    try:
+        result = evaluate(model, representation, body_model, dataset, protocol,
+                          OrthoSwitches.from_config(cfg["representation"]), keypoint_set,
+                          batch_size=int(batch_size or ecfg.get("batch_size", 32)),
+                          num_workers=0 if features else int(num_workers if num_workers is not None
+                                                               else ecfg.get("num_workers", 0)),
+                          max_samples=max_samples, source=source, fixed_pose=fixed_pose, refit=refit,
+                          train_blend=final_fk_blend(cfg))
+    finally:
+        if backbone is not None:
+            backbone.features_input = was_features
     result["dataset"] = {"name": dataset_name, "split": split, "size": len(dataset),
                          "unreadable_images": int(getattr(dataset, "skipped", 0))}
     if model is not None and was_training:

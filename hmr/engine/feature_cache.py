@@ -49,9 +49,9 @@ class CachedFeatureDataset(Dataset):
 @torch.no_grad()
 def cache_features(dataset: Dataset, backbone: torch.nn.Module, device: torch.device, batch_size: int = 64,
                    num_workers: int = 0, progress: bool = True, samples: int = 0,
-                   seed: int = 0) -> CachedFeatureDataset:
+                   seed: int = 0, dtype: torch.dtype = torch.float16) -> CachedFeatureDataset:
     """Run ``backbone.encoder_maps`` over the items of ``dataset`` (no augmentation expected) and keep the maps
-    (float16) with every other tensor field of the items. ``samples`` > 0: only that many items, drawn without
+    (as ``dtype``) with every other tensor field of the items. ``samples`` > 0: only that many items, drawn without
     replacement with ``seed`` (in index order); the dataset's ``sample_weights`` follow them."""
     if not getattr(backbone, "frozen", False):
         raise ValueError("train.cache_features needs a frozen backbone (model.freeze_backbone=true with "
@@ -72,7 +72,7 @@ def cache_features(dataset: Dataset, backbone: torch.nn.Module, device: torch.de
             if not isinstance(value, torch.Tensor):
                 continue
             if key == "img":
-                value = backbone.encoder_maps(value.to(device)).to("cpu", torch.float16)
+                value = backbone.encoder_maps(value.to(device)).to("cpu", dtype)
             chunks.setdefault(key, []).append(value)
     backbone.train(was_training)
     fields = {key: torch.cat(parts) for key, parts in chunks.items()}

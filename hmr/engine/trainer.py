@@ -21,7 +21,7 @@ from hmr.engine import checkpoint as ckpt
 from hmr.engine.csv_log import append_row, drop_rows_after
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
 from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
-from hmr.engine.feature_cache import cache_features
+from hmr.engine.feature_store import evaluation_cache, training_cache
 from hmr.engine.forward import Annealing, OrthoSwitches, body_forward, decode_outputs
 from hmr.engine.gap import training_log_stats
 from hmr.engine.run_folder import check_new_run, remove_stale_temp_files
@@ -96,10 +96,7 @@ class Trainer:
         if self.streamed:
             self.dataset = None
         elif self.cached:  # a frozen encoder's maps, computed once (no augmentation; hmr/engine/feature_cache.py)
-            self.dataset = cache_features(build_mixed_dataset(cfg.data, split="train", augment=False),
-                                          self.model.backbone, self.device,
-                                          num_workers=int(tcfg.get("num_workers", 0)), progress=self.dist.is_main,
-                                          samples=int(tcfg.get("cache_samples", 0)), seed=seed)
+            self.dataset = training_cache(cfg, self.model.backbone, self.device, seed, progress=self.dist.is_main)
             self.model.backbone.features_input = True
         else:
             self.dataset = build_mixed_dataset(cfg.data, split="train")
@@ -107,6 +104,8 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.consecutive_bad = 0
+        self.train_seconds = 0.0          # wall-clock of the training steps of this run (no data waits, no evals)
+        self.eval_dataset = None          # cached runs: the frozen encoder's features of the evaluation crops
         self.unreadable_images = 0        # consumed by the steps of this run and (resumed) earlier ones
         self.epoch_unreadable = 0         # consumed in the current epoch, on this rank
         if resume:
@@ -320,7 +319,9 @@ class Trainer:
             if "unreadable" in batch:
                 self.epoch_unreadable += int(batch["unreadable"].sum())
             logging_step = (self.step + 1) % log_every == 0 or self.step + 1 == self.total_steps
+            started = time.perf_counter()
             record = self.train_step(batch, with_stats=logging_step)
+            self.train_seconds += time.perf_counter() - started
             self.step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -372,17 +373,17 @@ class Trainer:
         if not self.dist.is_main or not self.cfg.get("eval"):
             return None
         from hmr.engine.evaluator import evaluate_config
-        self.model.backbone.features_input = False  # evaluation reads images
-        try:
-            result = evaluate_config(self.cfg, self.model, self.body_model, self.representation,
-                                     max_samples=self.cfg.eval.get("max_samples_during_training"))
-        finally:
-            self.model.backbone.features_input = self.cached
+        max_samples = self.cfg.eval.get("max_samples_during_training")
+        if self.cached and self.eval_dataset is None:  # the frozen encoder's features of the test crops, once
+            self.eval_dataset = evaluation_cache(self.cfg, self.model.backbone, self.device, max_samples)
+        result = evaluate_config(self.cfg, self.model, self.body_model, self.representation,
+                                 max_samples=max_samples, dataset=self.eval_dataset)
         if self.writer is not None:
             for key, value in result["metrics"].items():
                 self.writer.add_scalar(f"eval/{key}", value, self.step)
         with open(self.out_dir / "eval_history.csv", "a") as handle:
-            handle.write(f"{self.step},{','.join(f'{k}={v:.3f}' for k, v in result['metrics'].items())}\n")
+            handle.write(f"{self.step},{','.join(f'{k}={v:.3f}' for k, v in result['metrics'].items())},"
+                         f"train_seconds={self.train_seconds:.2f}\n")
         return {k: result[k] for k in ("metrics", "metric_samples", "refused")}
 
 

@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 
@@ -60,10 +60,12 @@ def result_path(out_root: Path, name: str, preset: str) -> Path:
 IMAGE_EXPERIMENTS = ("convergence", "lr", "orthogonalization", "downstream-only", "raw-fk", "prom-gap-images")
 
 
-def run_experiment(name: str, preset: str, out_root: Path, collect_only: bool = False) -> Path:
+def run_experiment(name: str, preset: str, out_root: Path, collect_only: bool = False,
+                   kinds: Optional[Sequence[str]] = None) -> Path:
     """Run one experiment with a preset and write its JSON; returns the path. Image experiments reuse finished
     runs in their work folder; ``collect_only`` (image experiments only) writes the JSON from those without
-    training the missing ones."""
+    training the missing ones; ``kinds`` (image experiments only): train and report only these sets (a part of
+    the grid; a later invocation on every set gathers all finished runs)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     func = _function(name)
@@ -72,7 +74,12 @@ def run_experiment(name: str, preset: str, out_root: Path, collect_only: bool = 
     work_dir.mkdir(parents=True, exist_ok=True)
     if collect_only and name not in IMAGE_EXPERIMENTS:
         raise ValueError(f"--collect-only applies to the image experiments {IMAGE_EXPERIMENTS}, not {name!r}")
-    result = func(preset, work_dir, collect_only=True) if collect_only else func(preset, work_dir)
+    if kinds is not None and name not in IMAGE_EXPERIMENTS:
+        raise ValueError(f"--kinds applies to the image experiments {IMAGE_EXPERIMENTS}, not {name!r}")
+    options = {"collect_only": True} if collect_only else {}
+    if kinds is not None:
+        options["kinds"] = tuple(kinds)
+    result = func(preset, work_dir, **options)
     result.update(name=name, preset=preset, machine=machine(), wall_seconds=round(time.time() - t0, 1),
                   finished=time.strftime("%Y-%m-%d %H:%M:%S"))
     path = result_path(out_root, name, preset)

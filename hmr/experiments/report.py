@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from hmr.experiments import registry
+from hmr.experiments.report_images import claims_section, image_section
 from hmr.utils.io import atomic_open, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -283,71 +284,6 @@ def point_cloud_section(result: Dict[str, Any]) -> str:
     return "\n".join(lines + [""])
 
 
-IMAGE_COLUMNS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pa_mpvpe_mm", "inference_gap_mpjpe_mm",
-                 "inference_gap_pve_mm", "train_bone_error_mm", "inference_bone_error_mm", "train_sv_min_mean",
-                 "train_det_neg_frac")
-
-
-def image_section(name: str, result: Dict[str, Any], figures: Path) -> str:
-    """Generic table for the trainer-based experiments: final metrics per run (+ error-vs-steps figure)."""
-    issue = "issue 9, the image half of prom-gap" if name == "prom-gap-images" else "issue 8"
-    lines = [f"## {name} ({issue}, synthetic images, trainer)", "",
-             f"Settings: `{json.dumps(result['settings'])}`."
-             + ("" if "model" in result["settings"] else
-                " (Run before the CPU presets switched to `model.pooling=flatten`: pooled MobileNetV3 features.)"),
-             ""]
-    runs = result["runs"]
-    baselines = result.get("baselines") or {}
-    present = ({k for r in runs for k in (r.get("final") or {})}
-               | {k for metrics in baselines.values() for k in metrics})
-    keys = [k for k in IMAGE_COLUMNS if k in present]
-    lines += ["| run | set | seed | " + " | ".join(keys) + " | skipped | diverged |",
-              "|---" * (len(keys) + 5) + "|"]
-    for r in runs:
-        if r.get("not_run"):
-            lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join("not run" for _ in keys)
-                         + " | – | – |")
-            continue
-        cells = [(f"{r['final'][k]:.3f}" if k.startswith("train_sv") or k.endswith("_frac") else
-                  f"{r['final'][k]:.1f}") if k in (r.get("final") or {}) else "–" for k in keys]
-        lines.append(f"| {r['label']} | {r['kind']} | {r['seed']} | " + " | ".join(cells)
-                     + f" | {r.get('skipped_steps', '–')} | {r.get('diverged', False)} |")
-    for kind, metrics in sorted(baselines.items()):
-        cells = [f"{metrics[k]:.1f}" if k in metrics else "–" for k in keys]
-        lines.append(f"| mean pose (baseline) | {kind} | – | " + " | ".join(cells) + " | – | – |")
-    plt = _plt()
-    kinds = sorted({r["kind"] for r in runs})  # one panel per set: body and hand errors differ 10x
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.4), squeeze=False)
-    panels = dict(zip(kinds, axes[0]))
-    plotted, clip_top = False, {}
-    for r in runs:
-        hist = r.get("history") or []
-        key = next((k for k in ("pa_mpjpe_mm", "mpjpe_mm") if hist and k in hist[0]), None)
-        if key:
-            ax = panels[r["kind"]]
-            ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=r["label"])
-            ax.set_ylabel(key)
-            plotted = True
-            base = (baselines.get(r["kind"]) or {}).get(key)
-            if base is not None:
-                ax.axhline(base, linestyle="--", color="grey", linewidth=0.8)
-                if max(h[key] for h in hist) > 1.5 * base:  # a blown-up run would flatten every other curve
-                    clip_top[r["kind"]] = 1.5 * base
-    if plotted:
-        for kind, ax in panels.items():
-            if kind in clip_top:
-                ax.set_ylim(top=clip_top[kind])
-            ax.set_title(kind + (" (clipped at 1.5x the baseline)" if kind in clip_top else ""), fontsize=9)
-            ax.set_xlabel("step")
-            ax.legend(fontsize=6)
-        _savefig(fig, figures / f"{name}_curves.png")
-        note = " Dashed: the training set's mean pose on the same test images." if baselines else ""
-        lines += ["", f"![{name}](figures/{name}_curves.png)" + note]
-    else:
-        plt.close(fig)
-    return "\n".join(lines + [""])
-
-
 # ------------------------------------------------------------------ the document
 HEADER = """# Results
 
@@ -381,7 +317,7 @@ def write_report(roots: Sequence[Path], docs: Path) -> Path:
     docs = Path(docs)
     results_dir, figures = docs / "results", docs / "figures"
     found = find_results(list(roots))
-    sections = [HEADER]
+    sections = [HEADER, claims_section(found)]
     for name, result in found.items():
         src = Path(result.pop("_path"))
         dst = registry.result_path(results_dir, name, result["preset"])
