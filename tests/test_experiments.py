@@ -165,6 +165,7 @@ def test_image_experiments_report_the_mean_pose_baseline(tmp_path, monkeypatch, 
     assert set(baselines) == {"body"} and baselines["body"]["pa_mpjpe_mm"] > 0
     written = json.loads((tmp_path / "baseline_mean_pose_body.json").read_text())
     assert written["source"] == "mean-pose" and written["count"] == image_runs.PRESETS["tiny"]["eval_samples"]
+    assert image_runs.stored_baselines(tmp_path, ["body", "hand"]) == {"body": baselines["body"]}
 
 
 def test_prom_gap_images_variants_build_the_intended_runs():

@@ -151,8 +151,8 @@ def mean_pose_baselines(preset: str, out_dir: Path, kinds: Sequence[str]) -> Dic
 
 def _experiment(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_only: bool,
                 kinds: Sequence[str], **extra: Any) -> Dict[str, Any]:
-    """Run (or collect) the grid's runs on ``kinds``; add the mean-pose baselines of the sets it used (skipped
-    when collecting)."""
+    """Run (or collect) the grid's runs on ``kinds``; add the mean-pose baselines of the sets it used (when
+    collecting: those an earlier invocation stored in ``out_dir``)."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown set(s) {sorted(unknown)}; expected some of {list(KINDS)}")
@@ -160,7 +160,20 @@ def _experiment(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_
     result = {"settings": _settings(preset), **extra, "runs": _grid(preset, out_dir, runs, collect_only)}
     if not collect_only:
         result["baselines"] = mean_pose_baselines(preset, out_dir, [r["kind"] for r in runs])
+    else:
+        result["baselines"] = stored_baselines(out_dir, [r["kind"] for r in runs])
     return result
+
+
+def stored_baselines(out_dir: Path, kinds: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """{kind: metrics} of the mean-pose baselines :func:`mean_pose_baselines` wrote into ``out_dir`` (kinds
+    without one are left out)."""
+    found = {}
+    for kind in sorted(set(kinds)):
+        path = Path(out_dir) / f"baseline_mean_pose_{kind}.json"
+        if path.is_file():
+            found[kind] = json.loads(path.read_text())["metrics"]
+    return found
 
 
 def _grid(preset: str, out_dir: Path, runs: List[Dict[str, Any]], collect_only: bool = False

@@ -295,8 +295,8 @@ Machine: each section ends with the machine and torch version it ran on; the cpu
 
 The fixes for PRoM's train/inference gap, their trade-offs and a reading of these numbers: `docs/prom_gap.md`.
 
-Commands (each writes `outputs/experiments/NAME/PRESET.json`; `--preset cpu` ≤ 60 min on a 2-core CPU,
-`--preset full` for a GPU machine, `--preset tiny` for tests):
+Commands (each writes `outputs/experiments/NAME/PRESET.json`; `--preset full` for a GPU machine, `--preset
+tiny` for tests):
 
 ```bash
 python tools/experiment.py prom-gap --preset cpu --threads 1
@@ -304,9 +304,12 @@ python tools/experiment.py rotation-recovery --preset cpu --threads 1
 python tools/experiment.py gradients --preset cpu --threads 1
 python tools/experiment.py point-cloud --preset cpu --threads 1
 python tools/make_synthetic.py --config configs/synthetic/quick.yaml     # once, for the image experiments
-python tools/experiment.py convergence --preset cpu                      # also: lr, orthogonalization,
-                                                                         # downstream-only, raw-fk,
-                                                                         # prom-gap-images; or `all`
+# image experiments (issue 18: pretrained landmark read-out, three seeds; ~3.5 min per body run, ~4 per hand
+# run on one core, features cached once per set): two invocations share the grid on a 2-core CPU
+python tools/experiment.py convergence --preset cpu --threads 1 --kinds body &
+python tools/experiment.py convergence --preset cpu --threads 1 --kinds hand
+python tools/experiment.py convergence --preset cpu --collect-only       # gather both halves into one JSON
+# the same for lr, orthogonalization, prom-gap-images (downstream-only, raw-fk: body only)
 python tools/experiment.py report
 ```
 """
