@@ -45,6 +45,9 @@ def test_paired_differences_and_verdicts_agree_with_the_t_statistic():
     assert verdict([-1.0, -1.0, 0.5]) == "inconclusive"      # one seed disagrees
     assert verdict([-0.1, -5.0, -0.2]) == "inconclusive"     # all negative, but within two standard errors
     assert verdict([-3.0]) == "inconclusive"                 # a single seed never decides
+    assert verdict([-3.0, -3.1]) == "inconclusive"           # nor do two
+    assert verdict([-0.4, -0.5, -0.45], min_effect=1.0) == "negligible"
+    assert verdict([0.4, 0.5, 0.45], min_effect=0.1) == "refuted"
 
 
 def test_paired_ignores_seeds_that_one_side_lacks():

@@ -6,10 +6,12 @@ evaluation history (every ``eval_every`` steps, with the cumulative training sec
 the first evaluation at or below a fraction of the mean-pose error on the same test images; a run that never gets
 there counts as "not reached" (and, in paired comparisons, as one evaluation interval past its last step).
 
-The verdict of a paired comparison (same seed, same data, two conditions) is deliberately strict for three seeds:
-*confirmed* when every seed favours the claim and the mean difference is more than two standard errors from zero
-(a paired t of 2; with n = 3 that is far from a significance test, which is why the table also shows every
-difference); *refuted* when the same holds the other way; otherwise *inconclusive*.
+The verdict of a paired comparison (same seed, same data, two conditions) is deliberately strict: it needs at
+least three seeds; *confirmed* when every seed favours the claim and the mean difference is more than two standard
+errors from zero (a paired t of 2; with n = 3 that is far from a significance test, which is why the tables also
+show every difference); *refuted* when the same holds the other way; *negligible* when it holds either way but the
+mean difference is smaller than ``min_effect`` (1 % of the error for final errors, one evaluation interval for
+steps: below what the measurement resolves or a user would notice); otherwise *inconclusive*.
 """
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ def steps_to(run: Mapping[str, Any], key: str, target: float) -> float:
     return float(history[-1]["step"] + (history[-1]["step"] - history[-2]["step"]))
 
 
-def paired(runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, Any]], value) -> Dict[str, Any]:
+def paired(runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, Any]], value,
+           min_effect: float = 0.0) -> Dict[str, Any]:
     """Per-seed differences ``value(a) - value(b)`` over the seeds both conditions finished: the differences,
     mean ± std, how many favour ``a`` (lower is better) and :func:`verdict`."""
     by_seed = {r["seed"]: r for r in runs_b if _finished(r)}
@@ -93,19 +96,23 @@ def paired(runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, An
     diffs = [(seed, d) for seed, d in diffs if np.isfinite(d)]
     values = [d for _, d in diffs]
     return {"seeds": [s for s, _ in diffs], "diffs": values, **mean_std(values),
-            "a_better": sum(d < 0 for d in values), "verdict": verdict(values)}
+            "a_better": sum(d < 0 for d in values), "verdict": verdict(values, min_effect)}
 
 
-def verdict(diffs: Sequence[float]) -> str:
-    """``confirmed`` (every difference < 0, |mean| > 2 standard errors), ``refuted`` (the same, > 0) or
-    ``inconclusive`` (also for fewer than two seeds)."""
+MIN_SEEDS = 3
+
+
+def verdict(diffs: Sequence[float], min_effect: float = 0.0) -> str:
+    """``confirmed`` (every difference < 0, |mean| > 2 standard errors), ``refuted`` (the same, > 0),
+    ``negligible`` (either, but |mean| < ``min_effect``) or ``inconclusive`` (also below :data:`MIN_SEEDS`)."""
     v = np.asarray(diffs, dtype=float)
-    if v.size < 2:
+    if v.size < MIN_SEEDS:
         return "inconclusive"
     std = v.std(ddof=1)
     separated = abs(v.mean()) > 2 * std / math.sqrt(v.size) if std > 0 else v.mean() != 0
-    if separated and (v < 0).all():
-        return "confirmed"
-    if separated and (v > 0).all():
-        return "refuted"
-    return "inconclusive"
+    consistent = (v < 0).all() or (v > 0).all()
+    if not (separated and consistent):
+        return "inconclusive"
+    if abs(v.mean()) < min_effect:
+        return "negligible"
+    return "confirmed" if v.mean() < 0 else "refuted"
