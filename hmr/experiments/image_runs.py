@@ -243,14 +243,16 @@ def _settings(preset: str) -> Dict[str, Any]:
     return {"configs": {k: f"configs/{v}" for k, v in CONFIGS.items()}, **PRESETS[preset], "model": models}
 
 
-def convergence(preset: str, out_dir: Path, collect_only: bool = False, kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
+def convergence(preset: str, out_dir: Path, collect_only: bool = False,
+                kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """PRoM Fig. 2c/d: eval error every K steps, fixed lr, body and hand sets."""
     reps = ["prom", "svd9d", "6d", "6d_free", "quaternion", "axis_angle"]
     runs = [{"label": r, "kind": k, "overrides": [f"representation.name={r}"]} for k in ("body", "hand") for r in reps]
     return _experiment(preset, out_dir, runs, collect_only, kinds)
 
 
-def learning_rates(preset: str, out_dir: Path, collect_only: bool = False, kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
+def learning_rates(preset: str, out_dir: Path, collect_only: bool = False,
+                   kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """PRoM Table 3b: final error and divergence per learning rate (the presets' 1e-3 and larger ones)."""
     runs = [{"label": f"{r}/lr={lr:g}", "kind": kind,
              "overrides": [f"representation.name={r}", f"train.lr={lr}"]}
@@ -258,7 +260,8 @@ def learning_rates(preset: str, out_dir: Path, collect_only: bool = False, kinds
     return _experiment(preset, out_dir, runs, collect_only, kinds)
 
 
-def orthogonalization(preset: str, out_dir: Path, collect_only: bool = False, kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
+def orthogonalization(preset: str, out_dir: Path, collect_only: bool = False,
+                      kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """PRoM Table 3a: where to orthogonalize (rotation loss / FK / inference), prom's raw 9 numbers."""
     runs = [{"label": f"loss={a},fk={b},inf={c}", "kind": kind,
              "overrides": ["representation.name=prom", f"representation.rotation_loss={a}",
@@ -267,7 +270,8 @@ def orthogonalization(preset: str, out_dir: Path, collect_only: bool = False, ki
     return _experiment(preset, out_dir, runs, collect_only, kinds, rows=TABLE_3A)
 
 
-def downstream_only(preset: str, out_dir: Path, collect_only: bool = False, kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
+def downstream_only(preset: str, out_dir: Path, collect_only: bool = False,
+                    kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """PRoM Table 2b analogue: 2D keypoints only — no rotation, 3D joint, vertex or shape labels."""
     only_2d = ["loss.rotation=0", "loss.joints3d=0", "loss.vertices=0", "loss.betas_gt=0", "loss.representation=0"]
     runs = [{"label": r, "kind": "body", "overrides": [f"representation.name={r}"] + only_2d}
@@ -288,7 +292,8 @@ GAP_VARIANTS: Dict[str, List[str]] = {
 }
 
 
-def prom_gap_images(preset: str, out_dir: Path, collect_only: bool = False, kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
+def prom_gap_images(preset: str, out_dir: Path, collect_only: bool = False,
+                    kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """Issue 9's image half: final accuracy and the train/inference gap of PRoM, PRoM + each training-time fix,
     6d and svd9d on the synthetic body and hand sets (the evaluator's ``inference_gap_*`` columns)."""
     runs = [{"label": name, "kind": kind, "overrides": list(overrides)}
@@ -296,7 +301,8 @@ def prom_gap_images(preset: str, out_dir: Path, collect_only: bool = False, kind
     return _experiment(preset, out_dir, runs, collect_only, kinds, variants=GAP_VARIANTS)
 
 
-def raw_fk(preset: str, out_dir: Path, collect_only: bool = False, kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
+def raw_fk(preset: str, out_dir: Path, collect_only: bool = False,
+           kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """Zhou 2019's warning: raw matrices into FK without a rotation loss — bone-length error of the
     training-time skeleton and of the SVD skeleton (evaluator's train_/inference_bone_error_mm)."""
     runs = [{"label": f"{r}/{'rotloss' if w else 'no-rotloss'}", "kind": "body",
