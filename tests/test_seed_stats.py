@@ -30,7 +30,8 @@ def test_condition_summary_over_seeds():
     assert summary["ratio"]["mean"] == pytest.approx(105.0 / 160.0) and summary["diverged"] == 1
     level90 = summary["levels"][0.9]   # 144 mm: seed 1 at step 100, seed 0 at step 200
     assert level90["reached"] == 2 and level90["steps"]["mean"] == pytest.approx(150.0)
-    assert summary["levels"][0.6]["reached"] == 0   # 96 mm: never
+    assert summary["levels"][0.7]["reached"] == 2 and summary["levels"][0.7]["steps"]["mean"] == 200.0  # 112 mm
+    assert condition_summary(runs, {"pa_mpjpe_mm": 120.0})["levels"][0.7]["reached"] == 0   # 84 mm: never
     assert summary["seconds_per_step"]["mean"] == pytest.approx(0.05)
 
 
