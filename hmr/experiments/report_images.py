@@ -169,7 +169,7 @@ def _curves(name: str, result: Mapping[str, Any], figures: Path) -> str:
             ax = axes[row][col]
             if base:
                 ax.axhline(base, linestyle="--", color="grey", linewidth=0.8)
-                ax.set_ylim(0.3 * base, 1.3 * base)
+                ax.set_ylim(0.6 * base, 1.1 * base)
             ax.set_title(kind, fontsize=9)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("PA-MPJPE (mm)")
@@ -177,6 +177,7 @@ def _curves(name: str, result: Mapping[str, Any], figures: Path) -> str:
     if not plotted:
         plt.close(fig)
         return ""
+    fig.tight_layout()
     _savefig(fig, figures / f"{name}_curves.png")
     return f"figures/{name}_curves.png"
 
