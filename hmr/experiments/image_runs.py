@@ -204,10 +204,10 @@ def _train_or_record_divergence(run: Dict[str, Any], seed: int, run_dir: Path, p
                                 features: Path) -> Dict[str, Any]:
     from hmr.engine.trainer import TrainingDiverged
     try:
-        train_and_eval(run["kind"], run["overrides"] + [f"train.seed={seed}"], run_dir, preset, features)
+        return train_and_eval(run["kind"], run["overrides"] + [f"train.seed={seed}"], run_dir, preset, features)
     except TrainingDiverged as exc:
         write_json(run_dir / "diverged.json", {"error": str(exc)})
-    return _read_run(run_dir)
+        return _read_run(run_dir)
 
 
 def _lock(run_dir: Path) -> Path:
