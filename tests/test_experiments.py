@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hmr.experiments import registry, rotation_tasks
@@ -193,9 +194,13 @@ def test_prom_gap_images_tiny_runs_and_reports_the_gap(tmp_path, monkeypatch, ti
     from hmr.experiments.report_images import image_section
     monkeypatch.setenv("HMR_EXPERIMENT_OVERRIDES", f"data.root={tiny_synthetic_root} train.final_eval=true")
     result = image_runs.prom_gap_images("tiny", tmp_path)
-    assert [r["label"] for r in result["runs"]] == list(image_runs.GAP_VARIANTS)
+    for kind in ("body", "hand"):
+        labels = [r["label"] for r in result["runs"] if r["kind"] == kind]
+        assert labels == list(image_runs.GAP_VARIANTS) + ["prom+refit"]
+    refits = [r for r in result["runs"] if r["label"] == "prom+refit"]
+    assert all(np.isfinite(r["final"]["pa_mpjpe_mm"]) and "inference_gap_mpjpe_mm" in r["final"] for r in refits)
     text = image_section("prom-gap-images", result, tmp_path / "figures")
-    assert "issue 9" in text and "inference_gap_pve_mm" in text
+    assert "issue 9" in text and "inference_gap_pve_mm" in text and "| prom+refit | body | 0 |" in text
 
 
 def test_presets_other_than_cpu_train_end_to_end_without_the_fk_switch():
@@ -227,3 +232,33 @@ def test_the_cpu_preset_gives_the_hand_its_own_batch_and_cache():
     assert body.train.batch_size == 32 and body.train.cache_samples == 6000
     assert image_runs.run_folder_name("body", ["representation.name=prom"], "cpu", 0) == \
         image_runs.run_folder_name("body", ["train.lr=0.001"], "cpu", 0)  # both are the preset's defaults
+
+
+def test_prom_gap_images_pairs_the_stored_refit_with_plain_prom(tmp_path):
+    """prom+refit is an evaluation of plain PRoM's checkpoint: read from refit_eval.json under the plain names,
+    paired with prom by seed, with no training curve (and not computed when collecting)."""
+    from hmr.experiments import image_runs
+    from hmr.experiments.refit_runs import STORED
+    from hmr.experiments.report_images import image_section, paired_rows
+    work = tmp_path / "prom-gap-images" / "cpu_work"
+    for seed, (plain, refit) in enumerate(((110.0, 112.0), (111.0, 114.0), (109.0, 110.5))):
+        folder = _finished_run(tmp_path, "body", image_runs.GAP_VARIANTS["prom"], seed,
+                               {"pa_mpjpe_mm": plain, "mpjpe_mm": 190.0, "inference_gap_mpjpe_mm": 74.0},
+                               [(100, 150.0), (200, plain)])
+        if seed < 2:  # seed 2's refit was never computed: collect-only must not compute it
+            (folder / STORED).write_text(json.dumps({"metrics": {
+                "pa_mpjpe_mm": plain, "refit_pa_mpjpe_mm": refit, "refit_mpjpe_mm": 180.0,
+                "refit_gap_mpjpe_mm": 20.0, "refit_betas_drift": 3.0}}))
+    result = image_runs.prom_gap_images("cpu", work, collect_only=True, kinds=("body",))
+    refits = [r for r in result["runs"] if r["label"] == "prom+refit"]
+    assert [r["seed"] for r in refits] == [0, 1, 2] and refits[2].get("not_run") is True
+    assert refits[0]["final"] == {"pa_mpjpe_mm": 112.0, "mpjpe_mm": 180.0, "inference_gap_mpjpe_mm": 20.0,
+                                  "betas_drift": 3.0}
+    assert not (tmp_path / "runs_cpu" / image_runs.run_folder_name(
+        "body", image_runs.GAP_VARIANTS["prom"], "cpu", 2) / STORED).exists()
+    result["baselines"] = {"body": {"pa_mpjpe_mm": 160.0}}
+    pair = next(p for p in paired_rows("prom-gap-images", result) if p["a"] == "prom+refit")
+    assert pair["final"]["diffs"] == [2.0, 3.0] and pair["final"]["verdict"] == "inconclusive"  # two seeds
+    assert pair["mpjpe"]["diffs"] == [-10.0, -10.0] and pair["steps_to_75"]["diffs"] == []
+    text = image_section("prom-gap-images", result, tmp_path / "figures")
+    assert "| body | prom+refit | 113.0 ± 1.4 |" in text and "– (no training curve)" in text

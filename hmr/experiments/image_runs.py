@@ -55,7 +55,7 @@ PRESETS = {
                        "eval.batch_size=8", "eval.num_workers=0", "train.checkpoint_every=1000"]},
 }
 #: Learning rates of the lr experiment per preset (the cpu presets train a head at 1e-3 with Adam).
-LEARNING_RATES = {"cpu": (1e-3, 1e-2), "full": (1e-4, 2e-4, 5e-4, 8e-4), "tiny": (1e-4, 1e-3)}
+LEARNING_RATES = {"cpu": (1e-3, 3e-3, 1e-2), "full": (1e-4, 2e-4, 5e-4, 8e-4), "tiny": (1e-4, 1e-3)}
 TABLE_3A = [  # (rotation loss, forward kinematics, inference) mappings: PRoM Table 3a's switches
     ("train", "train", "inference"),          # PRoM: raw everywhere in training, SVD at inference
     ("inference", "train", "inference"),      # SVD only in the rotation loss
@@ -295,10 +295,17 @@ GAP_VARIANTS: Dict[str, List[str]] = {
 def prom_gap_images(preset: str, out_dir: Path, collect_only: bool = False,
                     kinds: Sequence[str] = KINDS) -> Dict[str, Any]:
     """Issue 9's image half: final accuracy and the train/inference gap of PRoM, PRoM + each training-time fix,
-    6d and svd9d on the synthetic body and hand sets (the evaluator's ``inference_gap_*`` columns)."""
+    6d and svd9d on the synthetic body and hand sets (the evaluator's ``inference_gap_*`` columns), and PRoM's
+    checkpoints evaluated with the inference-time refit (``prom+refit``, :mod:`hmr.experiments.refit_runs`)."""
+    from hmr.experiments.refit_runs import refit_runs
     runs = [{"label": name, "kind": kind, "overrides": list(overrides)}
             for kind in ("body", "hand") for name, overrides in GAP_VARIANTS.items()]
-    return _experiment(preset, out_dir, runs, collect_only, kinds, variants=GAP_VARIANTS)
+    result = _experiment(preset, out_dir, runs, collect_only, kinds, variants=GAP_VARIANTS)
+    shared = shared_folders(out_dir, preset)  # + the eval-time refit (fix 4) of each seed's plain-PRoM checkpoint
+    run_dirs = [shared["runs"] / run_folder_name(r["kind"], r["overrides"], preset, r["seed"]) for r in result["runs"]]
+    result["runs"] += refit_runs(result["runs"], run_dirs, PRESETS[preset]["eval_samples"], shared["features"],
+                                 collect_only)
+    return result
 
 
 def raw_fk(preset: str, out_dir: Path, collect_only: bool = False,

@@ -16,7 +16,8 @@ import numpy as np
 from hmr.experiments.seed_stats import LEVELS, condition_summary, group_runs, paired, steps_to
 
 KEY = "pa_mpjpe_mm"
-EXTRA = {"body": ("mpjpe_mm", "pve_mm", "inference_gap_mpjpe_mm"), "hand": ("pa_mpvpe_mm", "inference_gap_pve_mm")}
+EXTRA = {"body": ("mpjpe_mm", "pve_mm", "inference_gap_mpjpe_mm", "betas_drift"),
+         "hand": ("pa_mpvpe_mm", "inference_gap_pve_mm", "inference_gap_mpjpe_mm", "betas_drift")}
 LEGACY_COLUMNS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pa_mpvpe_mm", "inference_gap_mpjpe_mm",
                   "inference_gap_pve_mm", "train_bone_error_mm", "inference_bone_error_mm", "train_sv_min_mean",
                   "train_det_neg_frac")
@@ -57,6 +58,8 @@ def _levels(summary: Mapping[str, Any]) -> str:
     cells = []
     for level in LEVELS:
         entry = summary["levels"][level]
+        if not entry["of"]:
+            return "– (no training curve)"
         steps = f"{entry['steps']['mean']:.0f}" if entry["reached"] else "never"
         cells.append(steps + ("" if entry["reached"] == entry["of"] else f" ({entry['reached']}/{entry['of']})"))
     return " / ".join(cells)
@@ -113,12 +116,13 @@ def seeded_section(name: str, result: Mapping[str, Any], figures: Path) -> str:
     lines = [f"## {name} (issue 18: pretrained landmark read-out, {len(s['seeds'])} seeds)", "",
              f"{s['steps']} steps, evaluated every {s['eval_every']} on the first {s['eval_samples']} test images; "
              f"seeds {s['seeds']}; overrides `{' '.join(s['extra'])}`; models `{json.dumps(s.get('model'))}`.", "",
-             "| set | condition | PA-MPJPE (mm) | × mean pose | other metrics (mm) | steps to 90 / 75 / 60 % of the "
-             "mean pose | s to 75 % | ms/step | diverged / not run |", "|---" * 9 + "|"]
+             "| set | condition | PA-MPJPE (mm) | × mean pose | other metrics (mm) | steps to "
+             f"{' / '.join(f'{100 * level:.0f}' for level in LEVELS)} % of the mean pose | s to 75 % | ms/step | "
+             "diverged / not run |", "|---" * 9 + "|"]
     for row in condition_rows(result):
         others = "; ".join(f"{k.replace('_mm', '')} {_ms(row[k])}" for k in EXTRA.get(row["kind"], ()) if row[k]["n"])
         level = row["levels"][0.75]
-        seconds = _ms(level["seconds"], 0) if level["reached"] else "never"
+        seconds = _ms(level["seconds"], 0) if level["reached"] else ("never" if level["of"] else "–")
         per_step = row["seconds_per_step"]
         ms = {"mean": per_step["mean"] * 1e3, "std": per_step["std"] * 1e3, "n": per_step["n"]}
         lines.append(f"| {row['kind']} | {row['label']} | {_ms(row[KEY])} | {_ms(row['ratio'], 3)} | {others} | "

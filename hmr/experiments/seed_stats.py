@@ -56,7 +56,8 @@ def group_runs(runs: Sequence[Mapping[str, Any]]) -> Dict[tuple, List[Mapping[st
 def condition_summary(runs: Sequence[Mapping[str, Any]], baseline: Mapping[str, float],
                       key: str = "pa_mpjpe_mm", metrics: Sequence[str] = ()) -> Dict[str, Any]:
     """One condition's seeds: final ``key`` (and ``metrics``) mean ± std, its ratio to the mean pose, how many
-    seeds diverged or did not run, and per level of :data:`LEVELS` the steps and training seconds to reach it."""
+    seeds diverged or did not run, and per level of :data:`LEVELS` the steps and training seconds to reach it
+    (over the seeds with an evaluation history)."""
     done = [r for r in runs if _finished(r)]
     base = baseline.get(key)
     out: Dict[str, Any] = {"seeds": [r["seed"] for r in done], "diverged": sum(bool(r.get("diverged")) for r in runs),
@@ -65,10 +66,11 @@ def condition_summary(runs: Sequence[Mapping[str, Any]], baseline: Mapping[str, 
         out[name] = mean_std([r["final"].get(name, math.nan) for r in done])
     out["ratio"] = mean_std([r["final"][key] / base for r in done if key in r["final"]]) if base else None
     out["levels"] = {}
+    tracked = [r for r in done if r.get("history")]  # an evaluation-only condition (e.g. a refit) has no curve
     for level in LEVELS:
-        hits = [level_reached(r.get("history") or [], key, level * base) if base else None for r in done]
+        hits = [level_reached(r["history"], key, level * base) if base else None for r in tracked]
         reached = [h for h in hits if h is not None]
-        out["levels"][level] = {"reached": len(reached), "of": len(done),
+        out["levels"][level] = {"reached": len(reached), "of": len(tracked),
                                 "steps": mean_std([h["step"] for h in reached]),
                                 "seconds": mean_std([h["seconds"] for h in reached])}
     out["seconds_per_step"] = mean_std([r["history"][-1]["train_seconds"] / r["history"][-1]["step"]
