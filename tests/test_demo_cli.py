@@ -160,6 +160,28 @@ def test_demo_iou_tool_in_process(tiny_synthetic_root, checkpoints, tmp_path, ca
     assert "needs a body checkpoint" in capsys.readouterr().err
 
 
+def test_demo_iou_fit_scores_the_fitted_meshes_on_the_same_samples(tiny_synthetic_root, checkpoints, tmp_path,
+                                                                    capsys):
+    """--fit: BlazePose on each rendered image, the demo's fit, the fitted meshes' IoU next to the regressor's."""
+    out = tmp_path / "iou.json"
+    code = _main("demo_iou.py")(["--checkpoint", str(checkpoints["body"]), "--npz",
+                                 str(tiny_synthetic_root / "body_quick" / "test.npz"), "--max-samples", "2",
+                                 "--fit", "--out", str(out)])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    _check_iou_report(out, stdout)
+    fitted = json.loads(out.read_text())["fitted"]
+    assert "fitted to detected keypoints" in stdout and sum(fitted["status_counts"].values()) == 2
+    assert set(fitted["per_sample"]) == set(json.loads(out.read_text())["per_sample"])
+    assert 0.0 <= fitted["mean_iou"] <= 1.0
+
+
+def test_mask_iou_fitting_needs_both_fitter_and_detector(tiny_synthetic_root):
+    from hmr.demo.mask_iou import synthetic_mask_iou
+    with pytest.raises(ValueError, match="both a fitter and a keypoint detector"):
+        synthetic_mask_iou(object(), tiny_synthetic_root / "body_quick" / "test.npz", detector=lambda image: [])
+
+
 @pytest.mark.slow
 def test_demo_iou_tool_subprocess(tiny_synthetic_root, checkpoints, tmp_path):
     out = tmp_path / "iou.json"
