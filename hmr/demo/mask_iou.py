@@ -8,7 +8,8 @@ so the number measures the regressor and camera, not a detector. With a ``fitter
 :class:`~hmr.demo.fitting.DemoFitter`) and a keypoint ``detector`` (BlazePose on the rendered image, never the
 ground truth), each prediction is also fitted to the detected keypoints of the person nearest the set's box, as
 ``tools/demo.py --fit`` does, and the fitted mesh is scored on the same samples (``fitted``; a sample where no
-person is found or the fit falls back keeps the regressor's mesh and is counted).
+person is found or the fit falls back keeps the regressor's mesh and is counted). Where the person detector finds
+nobody, the landmark network can run in the set's box instead (``box_keypoints``: the demo's path for ``--bbox``).
 """
 from __future__ import annotations
 
@@ -56,9 +57,13 @@ def _summary(ious: Sequence[float]) -> Dict[str, float]:
 def synthetic_mask_iou(model: DemoModel, npz_path: Union[str, Path], max_samples: Optional[int] = None,
                        gt_body_model: str = "open-smpl", batch_size: int = 8, progress: bool = False,
                        fitter: Optional[DemoFitter] = None,
-                       detector: Optional[Callable[[np.ndarray], List[Detection]]] = None) -> Dict[str, object]:
+                       detector: Optional[Callable[[np.ndarray], List[Detection]]] = None,
+                       box_keypoints: Optional[Callable[[np.ndarray, List[Detection]], List[Detection]]] = None
+                       ) -> Dict[str, object]:
     """Per-sample and mean/median silhouette IoU of ``model`` on a synthetic body npz (images relative to it);
-    with ``fitter`` and ``detector`` also of the keypoint-fitted meshes (``fitted``)."""
+    with ``fitter`` and ``detector`` also of the keypoint-fitted meshes (``fitted``). ``box_keypoints``
+    (:class:`~hmr.demo.keypoint_detectors.BoxKeypoints`): where the detector finds nobody, the landmarks in the
+    set's box instead, as the demo does for a box it is given."""
     if (fitter is None) != (detector is None):
         raise ValueError("fitting needs both a fitter and a keypoint detector")
     npz_path = Path(npz_path)
@@ -73,7 +78,7 @@ def synthetic_mask_iou(model: DemoModel, npz_path: Union[str, Path], max_samples
     n = len(gt["imgname"]) if max_samples is None else min(max_samples, len(gt["imgname"]))
     body = hmr.body.load(gt_body_model)
     ious, names, skipped = [], [], []
-    fitted_ious, statuses = [], []
+    fitted_ious, statuses, in_box = [], [], 0
     for start in tqdm(range(0, n, batch_size), desc="mask IoU", disable=not progress):
         rows, crops, images = [], [], []
         for i in range(start, min(n, start + batch_size)):
@@ -101,6 +106,13 @@ def synthetic_mask_iou(model: DemoModel, npz_path: Union[str, Path], max_samples
             names.append(str(gt["imgname"][i]))
             if fitter is not None:
                 found = _nearest(detector(images[j]), gt["center"][i])
+                if found is None and box_keypoints is not None:  # the demo's path for a given box (--bbox)
+                    side = 200.0 * float(gt["scale"][i])
+                    box = Detection((gt["center"][i][0] - side / 2, gt["center"][i][1] - side / 2, side, side),
+                                    source="set box")
+                    found = box_keypoints(images[j], [box])[0]
+                    found = found if found.keypoints is not None else None
+                    in_box += found is not None
                 if found is None:
                     statuses.append("no_person")
                     fitted_ious.append(ious[-1])
@@ -119,5 +131,6 @@ def synthetic_mask_iou(model: DemoModel, npz_path: Union[str, Path], max_samples
     if fitter is not None:
         result["fitted"] = {**_summary(fitted_ious), "per_sample": dict(zip(names, [round(v, 4) for v in fitted_ious])),
                             "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},
+                            "keypoints_in_the_box": in_box,
                             "keypoints": "detected on the rendered image (never the ground truth)"}
     return result
