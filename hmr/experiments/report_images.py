@@ -139,11 +139,18 @@ def seeded_section(name: str, result: Mapping[str, Any], figures: Path) -> str:
             f, m, t = p["final"], p["mpjpe"], p["steps_to_75"]
             absolute = f"{_diffs(m)} | {m['verdict']}" if m else "– | –"
             lines.append(f"| {p['kind']} | {p['a']} vs {p['b']} | {_diffs(f)} | {f['a_better']}/{f['n']} | "
-                         f"{f['verdict']} | {absolute} | {_diffs(t, 0)} | {t['verdict']} |")
+                         f"{f['verdict']} | {absolute} | {_diffs(t, 0)} | {t['verdict'] if t['n'] else '–'} |")
     curves = _curves(name, result, figures)
     if curves:
         lines += ["", f"![{name}]({curves}) Mean over seeds (band: min–max); dashed: the mean pose."]
     return "\n".join(lines + [""])
+
+
+def _speed(stat: Mapping[str, Any]) -> str:
+    """The claims table's time-to-accuracy cells ('–' for a condition without a training curve, e.g. a refit)."""
+    if not stat["n"]:
+        return "– | –"
+    return f"{_ms(stat, 0)} ({stat['a_better']}/{stat['n']}) | {stat['verdict']}"
 
 
 def _curves(name: str, result: Mapping[str, Any], figures: Path) -> str:
@@ -264,7 +271,7 @@ def claims_section(found: Mapping[str, Mapping[str, Any]]) -> str:
             f, m, t = p["final"], p["mpjpe"], p["steps_to_75"]
             absolute = f"{_ms(m)} ({m['a_better']}/{m['n']}) | {m['verdict']}" if m else "– | –"
             lines.append(f"| {name} | {p['kind']} | {p['claim']} | {_ms(f)} ({f['a_better']}/{f['n']}) | "
-                         f"{f['verdict']} | {absolute} | {_ms(t, 0)} ({t['a_better']}/{t['n']}) | {t['verdict']} | "
+                         f"{f['verdict']} | {absolute} | {_speed(t)} | "
                          f"{p['worst_ratio']:.3f}{'' if p['worst_ratio'] <= LEARNED else ' (not learned)'} |")
             count += 1
     return "\n".join(lines + [""]) if count else ""
