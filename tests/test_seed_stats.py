@@ -49,6 +49,10 @@ def test_paired_differences_and_verdicts_agree_with_the_t_statistic():
     assert verdict([-3.0, -3.1]) == "inconclusive"           # nor do two
     assert verdict([-0.4, -0.5, -0.45], min_effect=1.0) == "negligible"
     assert verdict([0.4, 0.5, 0.45], min_effect=0.1) == "refuted"
+    assert verdict([0.0, 0.0, 0.0], min_effect=100) == "negligible"       # the same evaluation step in every seed
+    assert verdict([0.3, -0.2, -0.3], min_effect=1.0) == "negligible"     # every seed within 1 % of the error
+    assert verdict([100.0, 0.0, -100.0], min_effect=100) == "inconclusive"  # one interval either way
+    assert verdict([0.0, 0.0, 0.0]) == "inconclusive"                     # no resolution given: nothing shown
 
 
 def test_paired_ignores_seeds_that_one_side_lacks():

@@ -11,7 +11,8 @@ least three seeds; *confirmed* when every seed favours the claim and the mean di
 errors from zero (a paired t of 2; with n = 3 that is far from a significance test, which is why the tables also
 show every difference); *refuted* when the same holds the other way; *negligible* when it holds either way but the
 mean difference is smaller than ``min_effect`` (1 % of the error for final errors, one evaluation interval for
-steps: below what the measurement resolves or a user would notice); otherwise *inconclusive*.
+steps: below what the measurement resolves or a user would notice), and also when every seed's difference is
+(e.g. both conditions reach a level at the same evaluation in every seed); otherwise *inconclusive*.
 """
 from __future__ import annotations
 
@@ -107,10 +108,13 @@ MIN_SEEDS = 3
 
 def verdict(diffs: Sequence[float], min_effect: float = 0.0) -> str:
     """``confirmed`` (every difference < 0, |mean| > 2 standard errors), ``refuted`` (the same, > 0),
-    ``negligible`` (either, but |mean| < ``min_effect``) or ``inconclusive`` (also below :data:`MIN_SEEDS`)."""
+    ``negligible`` (either, but |mean| < ``min_effect``; or every difference smaller than ``min_effect``) or
+    ``inconclusive`` (also below :data:`MIN_SEEDS`)."""
     v = np.asarray(diffs, dtype=float)
     if v.size < MIN_SEEDS:
         return "inconclusive"
+    if (np.abs(v) < min_effect).all():
+        return "negligible"  # every seed within the smallest effect that counts (e.g. the same evaluation step)
     std = v.std(ddof=1)
     separated = abs(v.mean()) > 2 * std / math.sqrt(v.size) if std > 0 else v.mean() != 0
     consistent = (v < 0).all() or (v > 0).all()
