@@ -305,7 +305,8 @@ python tools/experiment.py gradients --preset cpu --threads 1
 python tools/experiment.py point-cloud --preset cpu --threads 1
 python tools/make_synthetic.py --config configs/synthetic/quick.yaml     # once, for the image experiments
 # image experiments (issue 18: pretrained landmark read-out, three seeds; ~3.5 min per body run, ~4 per hand
-# run on one core, features cached once per set): two invocations share the grid on a 2-core CPU
+# run on one core, features cached once per set): two invocations share the grid on a 2-core CPU; the four
+# experiments are 114 distinct runs (~7 CPU-hours), each experiment and set a part whose runs accumulate
 python tools/experiment.py convergence --preset cpu --threads 1 --kinds body &
 python tools/experiment.py convergence --preset cpu --threads 1 --kinds hand
 python tools/experiment.py convergence --preset cpu --collect-only       # gather both halves into one JSON
