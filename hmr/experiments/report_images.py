@@ -258,7 +258,7 @@ def claims_section(found: Mapping[str, Mapping[str, Any]]) -> str:
              "steps to 75 % of the mean-pose error. Verdict rule (`hmr/experiments/seed_stats.py`): three seeds, "
              "every seed the same way and the mean more than two standard errors from zero — *confirmed* / "
              "*refuted*; *negligible* when that holds but the mean is below 1 % of the error (final) or one "
-             "evaluation interval (steps), or when every seed's difference is; else *inconclusive*.", "",
+             "evaluation interval (steps), or when every seed's own difference is that small; else *inconclusive*.", "",
              "The last column is the worse of the two conditions' mean final error over the mean pose's: issue 18 "
              f"counts a claim only where both ended at least 30 % below it (≤ {LEARNED}).", "",
              "| experiment | set | claim | Δ PA-MPJPE (mm), mean ± std | PA: verdict | Δ MPJPE (mm) | MPJPE: verdict | "

@@ -11,8 +11,8 @@ least three seeds; *confirmed* when every seed favours the claim and the mean di
 errors from zero (a paired t of 2; with n = 3 that is far from a significance test, which is why the tables also
 show every difference); *refuted* when the same holds the other way; *negligible* when it holds either way but the
 mean difference is smaller than ``min_effect`` (1 % of the error for final errors, one evaluation interval for
-steps: below what the measurement resolves or a user would notice), and also when every seed's difference is
-(e.g. both conditions reach a level at the same evaluation in every seed); otherwise *inconclusive*.
+steps: below what the measurement resolves or a user would notice), and also when every seed's own difference
+is that small (e.g. both conditions reach a level at the same evaluation in every seed); otherwise *inconclusive*.
 """
 from __future__ import annotations
 
