@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from hmr.experiments.seed_stats import finished
 from hmr.utils.io import write_json
 
 LABEL = "prom+refit"
@@ -62,8 +63,7 @@ def refit_runs(runs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], max_
         record = {"label": LABEL, "seed": run["seed"], "kind": run["kind"], "overrides": run["overrides"],
                   "diverged": False, "history": [], "final": {}}
         stored = Path(run_dir) / STORED
-        finished = not run.get("not_run") and not run.get("diverged") and run.get("final")
-        if not stored.is_file() and finished and not collect_only:
+        if not stored.is_file() and finished(run) and not collect_only:
             write_json(stored, {"checkpoint": str(Path(run_dir) / "checkpoints" / "last.pt"),
                                 "max_samples": max_samples,
                                 "metrics": refit_metrics(Path(run_dir), max_samples, feature_cache)})

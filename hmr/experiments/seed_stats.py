@@ -42,7 +42,8 @@ def mean_std(values: Sequence[float]) -> Dict[str, float]:
             "std": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n": int(v.size)}
 
 
-def _finished(run: Mapping[str, Any]) -> bool:
+def finished(run: Mapping[str, Any]) -> bool:
+    """A run that trained (or was evaluated) to the end: not skipped, not diverged, with final metrics."""
     return not run.get("not_run") and not run.get("diverged") and bool(run.get("final"))
 
 
@@ -59,7 +60,7 @@ def condition_summary(runs: Sequence[Mapping[str, Any]], baseline: Mapping[str, 
     """One condition's seeds: final ``key`` (and ``metrics``) mean ± std, its ratio to the mean pose, how many
     seeds diverged or did not run, and per level of :data:`LEVELS` the steps and training seconds to reach it
     (over the seeds with an evaluation history)."""
-    done = [r for r in runs if _finished(r)]
+    done = [r for r in runs if finished(r)]
     base = baseline.get(key)
     out: Dict[str, Any] = {"seeds": [r["seed"] for r in done], "diverged": sum(bool(r.get("diverged")) for r in runs),
                            "not_run": sum(bool(r.get("not_run")) for r in runs)}
@@ -94,9 +95,9 @@ def paired(runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, An
            min_effect: float = 0.0) -> Dict[str, Any]:
     """Per-seed differences ``value(a) - value(b)`` over the seeds both conditions finished: the differences,
     mean ± std, how many favour ``a`` (lower is better) and :func:`verdict`."""
-    by_seed = {r["seed"]: r for r in runs_b if _finished(r)}
+    by_seed = {r["seed"]: r for r in runs_b if finished(r)}
     diffs = [(r["seed"], value(r) - value(by_seed[r["seed"]])) for r in runs_a
-             if _finished(r) and r["seed"] in by_seed]
+             if finished(r) and r["seed"] in by_seed]
     diffs = [(seed, d) for seed, d in diffs if np.isfinite(d)]
     values = [d for _, d in diffs]
     return {"seeds": [s for s, _ in diffs], "diffs": values, **mean_std(values),
