@@ -100,6 +100,7 @@ class LossWeights:
     representation: float = 0.1
     orthogonality: float = 0.0
     heatmap: float = 0.0
+    landmarks: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Optional[Mapping[str, float]]) -> "LossWeights":
@@ -140,6 +141,11 @@ def heatmap_loss(logits: Tensor, target_xy: Tensor, visible: Tensor, grid_x: Ten
     target = torch.softmax(-d2.flatten(2) / (2.0 * sigma ** 2), dim=-1)
     per_keypoint = -(target * logits.flatten(2).log_softmax(dim=-1)).sum(dim=-1)
     return _masked_mean(per_keypoint, visible)
+
+
+def landmark_loss(pred: Tensor, target: Tensor, confidence: Tensor) -> Tensor:
+    """Confidence-weighted L1 (x + y) between ``pred`` and ``target`` 2D points (B, K, 2) in the same units."""
+    return _masked_mean((pred - target).abs().sum(dim=-1), confidence)
 
 
 def summarize(terms: Mapping[str, Tensor]) -> Dict[str, float]:

@@ -80,3 +80,69 @@ def test_landmark_pooling_refuses_other_sizes_and_backbones(encoder_weights):
     features = MediaPipeLandmarkFeatures("mediapipe_hand")
     with pytest.raises(ValueError, match=r"native size \(224, 224\)"):
         features(torch.zeros(1, 3, 192, 192))
+
+
+def test_tensors_from_a_split_point_equal_the_full_pass(encoder_weights):
+    """Executor oracle: the outputs computed from an intermediate tensor equal those of the whole network."""
+    _, x = astronaut(256)
+    features = MediaPipeLandmarkFeatures("blazepose_full", align=False)
+    net, outputs = features.net, features._tensors
+    points = list(features.split_points())
+    assert "t300" in points and points.index("t257") < points.index("t300")  # execution order
+    with torch.no_grad():
+        expected = net.tensors(x, outputs)
+        for split in ("t257", "t300", "t320"):
+            value = net.tensors(x, [split])[0]
+            for got, want in zip(net.tensors_from({split: value}, outputs), expected):
+                torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("name,size,split", [("blazepose_full", 256, "t300"), ("mediapipe_hand", 224, "t149")])
+def test_train_from_splits_the_network_into_frozen_and_trainable_parts(name, size, split, encoder_weights):
+    """``train_from``: before training the features equal the plain network's; the cached frozen part + the
+    trainable part give the same features; only the top gets gradients, and training it changes the features."""
+    _, x = astronaut(size)
+    plain = MediaPipeLandmarkFeatures(name)
+    tuned = MediaPipeLandmarkFeatures(name, train_from=split)
+    with torch.no_grad():
+        expected = plain(x)
+        torch.testing.assert_close(tuned(x), expected)
+        frozen = tuned.frozen_part(x)
+        channels, height, width = tuned.split_shape
+        assert frozen.shape == (1, channels * height * width + 4)
+        torch.testing.assert_close(tuned.trainable_part(frozen), expected)
+    tuned(x).square().sum().backward()
+    assert all(p.grad is not None for p in tuned.top.parameters())
+    assert all(p.grad is None for p in tuned.net.parameters())
+    with torch.no_grad():
+        for p in tuned.top.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        assert not torch.allclose(tuned(x), expected)
+        torch.testing.assert_close(plain(x), expected)  # the copy is independent of the pretrained network
+
+
+def test_backbone_with_a_trainable_landmark_top(encoder_weights):
+    net, dim = build_backbone("blazepose_full", input_size=(256, 256), pretrained=True, pooling="landmarks",
+                              freeze=True, landmarks_train_from="t300")
+    assert dim == 313 and net.frozen and net.trainable_top
+    trainable = {id(p) for p in net.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in net.model.top.parameters()}
+    _, x = astronaut(256)
+    with torch.no_grad():
+        direct = net(x)
+        cached = net.encoder_maps(x)
+        net.features_input = True
+        torch.testing.assert_close(net(cached), direct)
+    net.features_input = False
+    assert net(x).requires_grad  # the image path trains the top too
+
+
+def test_train_from_refuses_bad_settings(encoder_weights):
+    with pytest.raises(ValueError, match=r"cannot train from tensor 't999'.*t300 \(8, 8, 288\)"):
+        MediaPipeLandmarkFeatures("blazepose_full", train_from="t999")
+    with pytest.raises(ValueError, match="freeze_backbone=true"):
+        build_backbone("blazepose_full", input_size=(256, 256), pretrained=True, pooling="landmarks",
+                       landmarks_train_from="t300")
+    with pytest.raises(ValueError, match="pooling=landmarks"):
+        build_backbone("blazepose_full", input_size=(128, 96), pretrained=True, pooling="flatten", freeze=True,
+                       landmarks_train_from="t300")

@@ -39,9 +39,12 @@ def cache_key(cfg: Mapping[str, Any], role: str, samples: int, seed: int, **extr
     """Everything that determines a cache's content: the data config, the encoder settings, which subset
     (``role`` e.g. ``train`` / ``eval:synth_body:test``, ``samples``, ``seed``) and ``extra``."""
     model = cfg.get("model") or {}
+    encoder = {k: _plain(model.get(k)) for k in ENCODER_KEYS}
+    train_from = (model.get("landmarks") or {}).get("train_from")
+    if train_from is not None:  # the cache holds the map at that tensor (keys without it stay as they were)
+        encoder["landmarks_train_from"] = train_from
     return {"format": FORMAT, "role": role, "samples": int(samples), "seed": int(seed),
-            "data": _plain(cfg.get("data") or {}), "encoder": {k: _plain(model.get(k)) for k in ENCODER_KEYS},
-            **_plain(extra)}
+            "data": _plain(cfg.get("data") or {}), "encoder": encoder, **_plain(extra)}
 
 
 def cache_path(directory: Path, key: Mapping[str, Any]) -> Path:

@@ -16,7 +16,6 @@ from hmr import losses
 from hmr.config import Config, dump_yaml
 from hmr.data import build_mixed_dataset
 from hmr.data.shards import build_shard_stream
-from hmr.data.crop import to_crop_coordinates
 from hmr.engine import checkpoint as ckpt
 from hmr.engine.csv_log import append_row, drop_rows_after
 from hmr.engine.builders import build_body_model, build_model, build_representation, keypoint_settings
@@ -24,6 +23,7 @@ from hmr.engine.distributed import DistInfo, all_reduce_mean, cleanup, init_dist
 from hmr.engine.feature_store import evaluation_cache, training_cache
 from hmr.engine.forward import Annealing, OrthoSwitches, body_forward, decode_outputs
 from hmr.engine.gap import training_log_stats
+from hmr.engine.keypoint_terms import LandmarkTerm, heatmap_term
 from hmr.engine.run_folder import check_new_run, remove_stale_temp_files
 from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
 from hmr.engine.schedule import build_scheduler
@@ -78,6 +78,7 @@ class Trainer:
         if self.weights.heatmap and self.model.heatmap_head is None:
             raise ValueError("loss.heatmap > 0 needs a heatmap head: set model.heatmaps.enabled=true "
                              "(with model.pooling=flatten)")
+        self.landmark_term = LandmarkTerm(self.model, self.keypoint_set) if self.weights.landmarks else None
         self.optimizer = torch.optim.Adam(parameter_groups(self.model, float(tcfg.lr),
                                                            float(tcfg.get("backbone_lr_scale", 1.0))),
                                           lr=float(tcfg.lr),
@@ -211,7 +212,10 @@ class Trainer:
             mask = batch["has_pose"] * batch["has_betas"]
             terms["vertices"] = losses.vertex_loss(pred["vertices"], gt["vertices"], mask)
         if w.heatmap and "heatmaps" in out:
-            terms["heatmap"] = self._heatmap_term(out["heatmaps"], batch)
+            terms["heatmap"] = heatmap_term(self.model.heatmap_head, out["heatmaps"], batch,
+                                            tuple(int(v) for v in self.cfg.data.crop_size))
+        if self.landmark_term is not None:
+            terms["landmarks"] = self.landmark_term(out["landmarks_2d"], batch)
         if w.orthogonality:
             terms["orthogonality"] = losses.orthogonality_penalty(
                 self.representation.train_matrix(pred["pose_params"]))
@@ -221,15 +225,6 @@ class Trainer:
             terms["representation"] = (self.representation.extra_loss(params[has_pose], batch["pose"][has_pose])
                                        if bool(has_pose.any()) else params.sum() * 0.0)
         return terms, pred
-
-    def _heatmap_term(self, logits: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
-        """Heatmap loss against the labelled 2D keypoints that fall inside the crop (sigma: one cell)."""
-        head = self.model.heatmap_head
-        crop_h, crop_w = (int(v) for v in self.cfg.data.crop_size)
-        target = to_crop_coordinates(batch["keypoints_2d"], batch["center"], batch["scale"], (crop_h, crop_w))
-        inside = (target[..., 1].abs() <= 1.0) & (target[..., 0].abs() <= crop_w / crop_h)
-        visible = (batch["keypoints_2d"][..., 2] > 0) & inside
-        return losses.heatmap_loss(logits, target, visible, head.grid_x, head.grid_y, sigma=head.cell)
 
     def train_step(self, batch: Dict[str, Any], with_stats: bool = True) -> Dict[str, float]:
         """One optimisation step; ``with_stats`` adds the raw-matrix and train/inference-gap diagnostics

@@ -102,3 +102,23 @@ def hand_source_names(joint_set: str = "freihand21") -> Tuple[Optional[str], ...
     """The MediaPipe landmark name behind each joint of a hand joint set."""
     picks = range(21) if joint_set == "freihand21" else [FREIHAND21_FROM_MANO21.index(i) for i in range(16)]
     return tuple(HAND_LANDMARK_NAMES[i] for i in picks)
+
+
+def landmark_weights(joint_set: str, num_landmarks: int) -> np.ndarray:
+    """``(J, num_landmarks)`` averaging weights from a MediaPipe network's landmarks (BlazePose's 33 named ones
+    first, then any auxiliary ones, which get no weight; or the hand's 21) to ``joint_set`` (a body set of
+    :data:`BODY_SETS` or a hand set of :data:`HAND_SETS`): ``weights @ landmarks`` gives the joints that have a
+    counterpart (the maps of :func:`map_body` / :func:`map_hand`); rows of joints without one are zero."""
+    if joint_set in HAND_SETS:
+        names, sources = HAND_LANDMARK_NAMES, {n: n for n in hand_source_names(joint_set)}
+    else:
+        names, sources = POSE_LANDMARK_NAMES, body_sources(joint_set)
+    if num_landmarks < len(names):
+        raise ValueError(f"{joint_set} needs {len(names)} landmarks, the network gives {num_landmarks}")
+    index = {n: i for i, n in enumerate(names)}
+    weights = np.zeros((len(sources), num_landmarks))
+    for j, source in enumerate(sources.values()):
+        picks = [] if source is None else [source] if isinstance(source, str) else list(source)
+        for name in picks:
+            weights[j, index[name]] = 1.0 / len(picks)
+    return weights

@@ -70,9 +70,13 @@ class Backbone(nn.Module):
         self.features_input = False
         #: The model returns landmark features (hmr.models.mediapipe.MediaPipeLandmarkFeatures).
         self.landmarks = hasattr(model, "num_landmarks")
+        #: A frozen landmark network with a trainable top (``model.landmarks.train_from``).
+        self.trainable_top = frozen and getattr(model, "top", None) is not None
         if frozen:
             self.model.requires_grad_(False)
             self.model.eval()
+            if self.trainable_top:
+                self.model.top.requires_grad_(True)
 
     def train(self, mode: bool = True) -> "Backbone":
         super().train(mode)
@@ -88,11 +92,13 @@ class Backbone(nn.Module):
         with torch.no_grad():
             img = img * self.input_scale + self.input_shift if self.has_input_affine else img
             if self.landmarks:
-                return self.model(img)
+                return self.model.frozen_part(img)
             return self.model.forward_intermediates(img, indices=[self.flatten.stage], intermediates_only=True)[-1]
 
     def forward(self, img: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         if self.features_input:  # a cached encoder map or landmark vector, see encoder_maps
+            if self.landmarks:
+                return self.model.trainable_part(img)
             return img if self.flatten is None else self.flatten(img)
         if img.ndim != 4 or img.shape[1] != 3:
             raise ValueError(f"backbone {self.name!r} expects images (B, 3, H, W), got {tuple(img.shape)}")
@@ -103,7 +109,7 @@ class Backbone(nn.Module):
             img = img * self.input_scale + self.input_shift
         if self.flatten is not None:
             return self._flattened(img)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (self.trainable_top or not self.frozen)):
             features = self.model(img) if not self.spatial else self.model.forward_features(img)
         if not self.spatial or not self.is_vit:
             return features
@@ -129,7 +135,7 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
                    checkpoint_prefix: Optional[str] = None, pooling: str = "avg", flatten_stride: int = 16,
                    flatten_channels: int = 32, heatmap_keypoints: int = 0,
                    heatmap_stride: int = 8, pretrained: bool = False,
-                   freeze: bool = False) -> Tuple[Backbone, int]:
+                   freeze: bool = False, landmarks_train_from: Optional[str] = None) -> Tuple[Backbone, int]:
     """Build a backbone by name and return ``(module, feature_dim)``.
 
     ``name``: one of :data:`KNOWN_BACKBONES` or any timm model name. ``input_size``: crop (H, W); ViTs are
@@ -143,7 +149,8 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     (flatten pooling only) adds a heatmap head for that many 2D keypoints at ``heatmap_stride``; the returned
     ``feature_dim`` then includes their 2K coordinates. ``pretrained``: load the built-in offline weights of
     ``name`` (:data:`hmr.models.pretrained.PRETRAINED_BACKBONES`). ``freeze``: keep the encoder's weights and
-    batch-norm statistics fixed (only what sits on top trains).
+    batch-norm statistics fixed (only what sits on top trains). ``landmarks_train_from`` (landmarks pooling,
+    frozen): the landmark network's ops after this tensor train (``MediaPipeLandmarkFeatures(train_from=...)``).
     """
     input_size = _as_size(input_size)
     if pooling not in POOLINGS:
@@ -153,8 +160,11 @@ def build_backbone(name: str, checkpoint: Optional[Union[str, Path]] = None,
     if pretrained and not is_offline_backbone(name):
         raise ValueError(f"backbone {name!r} has no built-in offline weights; those that do: "
                          f"{', '.join(PRETRAINED_BACKBONES)} (or pass a local checkpoint file)")
+    if landmarks_train_from is not None and (pooling != "landmarks" or not freeze):
+        raise ValueError("model.landmarks.train_from trains the end of a frozen landmark network: it needs "
+                         "model.pooling=landmarks and model.freeze_backbone=true")
     if pooling == "landmarks":
-        return _landmark_backbone(name, checkpoint, input_size, spatial, pretrained, freeze)
+        return _landmark_backbone(name, checkpoint, input_size, spatial, pretrained, freeze, landmarks_train_from)
     affine = None
     if is_offline_backbone(name):
         model, affine = create_offline_backbone(name, pretrained)
@@ -198,7 +208,8 @@ def _check_freezable(name: str, freeze: bool, has_weights: bool) -> None:
 
 
 def _landmark_backbone(name: str, checkpoint: Optional[Union[str, Path]], input_size: Tuple[int, int],
-                       spatial: bool, pretrained: bool, freeze: bool) -> Tuple[Backbone, int]:
+                       spatial: bool, pretrained: bool, freeze: bool,
+                       train_from: Optional[str] = None) -> Tuple[Backbone, int]:
     """``pooling="landmarks"``: a MediaPipe landmark network's predictions as the feature vector."""
     from hmr.models.mediapipe import ENCODERS, MediaPipeLandmarkFeatures
 
@@ -207,7 +218,7 @@ def _landmark_backbone(name: str, checkpoint: Optional[Union[str, Path]], input_
                          f"got backbone {name!r}")
     if spatial:
         raise ValueError("model.pooling=landmarks gives a vector, not a grid: use the cliff head")
-    model = MediaPipeLandmarkFeatures(name, pretrained=pretrained)
+    model = MediaPipeLandmarkFeatures(name, pretrained=pretrained, train_from=train_from)
     if input_size != model.input_size:
         raise ValueError(f"backbone {name!r} with model.pooling=landmarks runs at its native input size "
                          f"{list(model.input_size)}; set model.input_size and data.crop_size to it, got "
@@ -215,8 +226,10 @@ def _landmark_backbone(name: str, checkpoint: Optional[Union[str, Path]], input_
     if checkpoint is not None:
         load_backbone_checkpoint(model, checkpoint)
     _check_freezable(name, freeze, pretrained or checkpoint is not None)
-    logger.info("backbone %s: %d landmark features, %.1fM parameters", name, model.num_features,
-                sum(p.numel() for p in model.parameters()) / 1e6)
+    logger.info("backbone %s: %d landmark features, %.1fM parameters%s", name, model.num_features,
+                sum(p.numel() for p in model.parameters()) / 1e6,
+                "" if model.top is None else f" ({sum(p.numel() for p in model.top.parameters()) / 1e6:.1f}M "
+                f"trainable after {train_from})")
     return Backbone(model, name, model.num_features, False, input_size, False, frozen=freeze), model.num_features
 
 

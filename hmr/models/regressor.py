@@ -29,6 +29,7 @@ DEFAULT_MODEL_CONFIG: Dict[str, Any] = {
     "pooling": "avg",
     "flatten": {"stride": 16, "channels": 32},
     "heatmaps": {"enabled": False, "stride": 8},
+    "landmarks": {"train_from": None},
     "head": "cliff",
     "iterations": None,
     "use_bbox_info": True,
@@ -85,6 +86,8 @@ class Regressor(nn.Module):
         extra = {}
         if isinstance(features, tuple):
             features, extra["heatmaps"] = features
+        if getattr(self.backbone, "trainable_top", False):  # supervised by loss.landmarks
+            extra["landmarks_2d"] = self.backbone.model.image_landmarks(features)
         history = self.head(features, bbox_info, init)
         return {**history[-1], "iterations": history, **extra}
 
@@ -123,7 +126,8 @@ def build_regressor(model_cfg: Mapping[str, Any], num_joints: int, rep_dim: int,
                                            pooling=cfg["pooling"], flatten_stride=int(cfg["flatten"]["stride"]),
                                            flatten_channels=int(cfg["flatten"]["channels"]),
                                            heatmap_keypoints=num_keypoints if cfg["heatmaps"]["enabled"] else 0,
-                                           heatmap_stride=int(cfg["heatmaps"]["stride"]))
+                                           heatmap_stride=int(cfg["heatmaps"]["stride"]),
+                                           landmarks_train_from=cfg["landmarks"]["train_from"])
     sizes = dict(num_joints=num_joints, rep_dim=rep_dim, num_betas=num_betas,
                  use_bbox_info=bool(cfg["use_bbox_info"]))
     if spatial:
@@ -143,7 +147,7 @@ def resolve_model_config(model_cfg: Mapping[str, Any]) -> Dict[str, Any]:
     for key, value in dict(model_cfg).items():
         if key not in cfg:
             raise ValueError(f"unknown model config key {key!r}; known: {sorted(cfg)}")
-        if key in ("transformer", "flatten", "heatmaps"):
+        if key in ("transformer", "flatten", "heatmaps", "landmarks"):
             unknown = set(dict(value or {})) - set(cfg[key])
             if unknown:
                 raise ValueError(f"unknown model.{key} keys {sorted(unknown)}; known: {sorted(cfg[key])}")

@@ -22,6 +22,7 @@ rotated back into the crop's frame. On the synthetic test crops this lowers the 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 
 from hmr.models.mediapipe.convert import NETWORKS, load_network
 from hmr.models.mediapipe.encoder import ENCODERS, network_input_affine
+from hmr.models.mediapipe.network import MediaPipeNet
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,20 @@ class MediaPipeLandmarkFeatures(nn.Module):
     """``forward(x)`` -> ``(B, num_features)`` landmark features (see the module docstring) of ImageNet-normalised
     RGB crops ``x`` (B, 3, H, W) at the network's native size (``input_size``). ``name``: a key of
     :data:`hmr.models.mediapipe.encoder.ENCODERS`; ``pretrained=False`` gives the same architecture randomly
-    initialised; ``align``: the rotated second pass of the module docstring."""
+    initialised; ``align``: the rotated second pass of the module docstring.
+
+    ``train_from`` (a tensor name of :meth:`split_points`, e.g. ``"t300"``): the network's ops after that tensor
+    get a trainable copy (``top``), initialised from the network; everything up to it, and the whole first
+    (alignment) pass, stay the frozen network (``net``, no gradient). :meth:`frozen_part` gives what the frozen
+    part computes for a crop — the tensor at ``train_from`` and the alignment rotation, flattened into one vector
+    that a feature cache can hold — and :meth:`trainable_part` the features from it:
+    ``forward(x) == trainable_part(frozen_part(x))``. Without ``train_from`` the whole network is the frozen part
+    and :meth:`trainable_part` is the identity.
+    """
 
     def __init__(self, name: str = "blazepose_full", pretrained: bool = True,
-                 weights_dir: Optional[Union[str, Path]] = None, align: bool = True) -> None:
+                 weights_dir: Optional[Union[str, Path]] = None, align: bool = True,
+                 train_from: Optional[str] = None) -> None:
         super().__init__()
         self.align = align
         if name not in ENCODERS:
@@ -80,36 +92,84 @@ class MediaPipeLandmarkFeatures(nn.Module):
         scale, shift = network_input_affine(network)
         self.register_buffer("input_scale", scale, persistent=False)
         self.register_buffer("input_shift", shift, persistent=False)
+        self.train_from = train_from
+        self.top: Optional[MediaPipeNet] = None
+        if train_from is not None:
+            points = self.split_points()
+            if train_from not in points:
+                listed = ", ".join(f"{t} {tuple(shape)}" for t, shape in points.items())
+                raise ValueError(f"{name}: cannot train from tensor {train_from!r}; the landmark outputs can be "
+                                 f"computed from one of (tensor, native (H, W, C)): {listed}")
+            height, width, channels = points[train_from]
+            self.split_shape = (channels, height, width)
+            self.top = copy.deepcopy(self.net)
+            self.top.prune(self._tensors, given=[train_from])
+            self.net.requires_grad_(False)
+
+    def split_points(self) -> Dict[str, Tuple[int, int, int]]:
+        """Tensors the landmark outputs can be computed from alone (``train_from`` candidates, in execution
+        order) with their (H, W, C) at the native input size."""
+        return {t: tuple(self.net.spec["tensors"][t]["shape"][1:]) for t in self.net.cuts(self._tensors)}
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.trainable_part(self.frozen_part(x))
+
+    def frozen_part(self, x: Tensor) -> Tensor:
+        """What the frozen network computes for crops ``x``: the features themselves without ``train_from``, else
+        ``(B, C*H*W + 4)`` = the tensor at ``train_from`` of the (aligned) pass, flattened, and the 2x2 alignment
+        rotation (the identity without ``align``). No gradient flows into the frozen network."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name} expects images (B, 3, H, W), got {tuple(x.shape)}")
         if tuple(x.shape[-2:]) != self.input_size:
             raise ValueError(f"{self.name} landmark features need crops of its native size {self.input_size} "
                              f"(set model.input_size and data.crop_size), got {tuple(x.shape[-2:])}")
         x = x * self.input_scale + self.input_shift
-        image, logits, world = self._run(x)
-        if self.align:
-            rotation = self._alignment(image[..., :2])
-            grid = F.affine_grid(torch.cat([rotation, rotation.new_zeros(len(x), 2, 1)], dim=2), list(x.shape),
-                                 align_corners=False)
-            image, logits, world = self._run(F.grid_sample(x, grid, align_corners=False, padding_mode="border"))
-            # a point q of the rotated crop (centred coordinates) shows the original crop's point rotation @ q
-            image = torch.cat([image[..., :2] @ rotation.transpose(1, 2), image[..., 2:]], dim=-1)
-            world = torch.cat([world[..., :2] @ rotation.transpose(1, 2), world[..., 2:]], dim=-1)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.top is None):
+            rotation = torch.eye(2, dtype=x.dtype, device=x.device).expand(len(x), 2, 2)
+            if self.align:
+                image, _, _ = self._decode(self.net.tensors(x, self._tensors))
+                rotation = self._alignment(image[..., :2])
+                grid = F.affine_grid(torch.cat([rotation, rotation.new_zeros(len(x), 2, 1)], dim=2), list(x.shape),
+                                     align_corners=False)
+                x = F.grid_sample(x, grid, align_corners=False, padding_mode="border")
+            if self.top is None:
+                return self._features(self.net.tensors(x, self._tensors), rotation)
+            split = self.net.tensors(x, [self.train_from])[0]
+            return torch.cat([split.flatten(1), rotation.flatten(1)], dim=1)
+
+    def trainable_part(self, frozen: Tensor) -> Tensor:
+        """Features from :meth:`frozen_part`'s output (the identity without ``train_from``)."""
+        if self.top is None:
+            return frozen
+        channels, height, width = self.split_shape
+        split = frozen[:, :channels * height * width].reshape(len(frozen), channels, height, width)
+        rotation = frozen[:, channels * height * width:].reshape(len(frozen), 2, 2)
+        return self._features(self.top.tensors_from({self.train_from: split}, self._tensors), rotation)
+
+    def image_landmarks(self, features: Tensor) -> Tensor:
+        """``(B, L, 2)`` image landmarks (x right, y down, in [-0.5, 0.5] of the crop side) read from features."""
+        per = self.outputs.image[1]
+        return features[:, :self.num_landmarks * per].reshape(len(features), self.num_landmarks, per)[..., :2]
+
+    def _features(self, outputs: List[Tensor], rotation: Tensor) -> Tensor:
+        """The feature vector from the network's outputs on a crop rotated by ``rotation`` (B, 2, 2)."""
+        image, logits, world = self._decode(outputs)
+        # a point q of the rotated crop (centred coordinates) shows the original crop's point rotation @ q
+        image = torch.cat([image[..., :2] @ rotation.transpose(1, 2), image[..., 2:]], dim=-1)
+        world = torch.cat([world[..., :2] @ rotation.transpose(1, 2), world[..., 2:]], dim=-1)
         scaled = [image[..., :3]] + ([torch.sigmoid(image[..., 3:])] if image.shape[-1] > 3 else [])
         parts = [torch.cat(scaled, dim=-1).flatten(1)] + [torch.sigmoid(t.flatten(1)) for t in logits]
         return torch.cat(parts + [world.flatten(1)], dim=1)
 
-    def _run(self, x: Tensor) -> Tuple[Tensor, List[Tensor], Tensor]:
-        """One pass: image landmarks ``(B, L, per)`` with x, y in [-0.5, 0.5] of the crop and z divided by its
-        width (visibility / presence still logits), the flag logits, world landmarks ``(B, L, 3)``."""
-        image, *logits, world = self.net.tensors(x, self._tensors)
+    def _decode(self, outputs: List[Tensor]) -> Tuple[Tensor, List[Tensor], Tensor]:
+        """One pass's outputs as image landmarks ``(B, L, per)`` with x, y in [-0.5, 0.5] of the crop and z
+        divided by its width (visibility / presence still logits), the flag logits, world landmarks ``(B, L, 3)``."""
+        image, *logits, world = outputs
         height, width = self.input_size
-        image = image.reshape(len(x), self.num_landmarks, self.outputs.image[1])
+        image = image.reshape(len(image), self.num_landmarks, self.outputs.image[1])
         image = torch.cat([image[..., 0:1] / width - 0.5, image[..., 1:2] / height - 0.5, image[..., 2:3] / width,
                            image[..., 3:]], dim=-1)
-        return image, logits, world.reshape(len(x), self.num_landmarks, 3)
+        return image, logits, world.reshape(len(world), self.num_landmarks, 3)
 
     def _alignment(self, xy: Tensor) -> Tensor:
         """``(B, 2, 2)`` rotations (image axes: x right, y down) that turn the up direction into the alignment

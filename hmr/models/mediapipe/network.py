@@ -61,10 +61,16 @@ class MediaPipeNet(nn.Module):
         """The tensors ``names`` (``"t<index>"``; 4-D ones NCHW) for the input ``x``, running only their ops."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name} expects images (B, 3, H, W), got {tuple(x.shape)}")
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        env: Dict[str, Tensor] = {self.spec["inputs"][0]: x}
-        for layer, inputs, output, release in self._schedule(tuple(names)):
+        return self.tensors_from({self.spec["inputs"][0]: x}, names)
+
+    def tensors_from(self, given: Mapping[str, Tensor], names: Sequence[str]) -> List[Tensor]:
+        """The tensors ``names`` computed from the tensors ``given`` (name -> value, NCHW for 4-D), running only
+        the ops between them: e.g. the layers after a cached intermediate map. Every path from the network input
+        to ``names`` must pass through ``given``."""
+        env: Dict[str, Tensor] = {name: value.contiguous(memory_format=torch.channels_last)
+                                  if self.channels_last and value.ndim == 4 else value
+                                  for name, value in given.items()}
+        for layer, inputs, output, release in self._schedule(tuple(names), tuple(sorted(given))):
             env[output] = layer(*[env[i] for i in inputs])
             for name in release:
                 del env[name]
@@ -74,10 +80,10 @@ class MediaPipeNet(nn.Module):
         like = op.get("like")
         return tuple(op["inputs"]) + ((like,) if like else ())
 
-    def _schedule(self, targets: Tuple[str, ...]) -> List[_Step]:
-        if targets in self._schedules:
-            return self._schedules[targets]
-        needed = self.ancestors(targets)
+    def _schedule(self, targets: Tuple[str, ...], given: Tuple[str, ...]) -> List[_Step]:
+        if (targets, given) in self._schedules:
+            return self._schedules[targets, given]
+        needed = self.ancestors(targets, given)
         order = [op for op in self.spec["ops"] if op["output"] in needed]
         last_use: Dict[str, int] = {}
         for k, op in enumerate(order):
@@ -88,16 +94,18 @@ class MediaPipeNet(nn.Module):
         for k, op in enumerate(order):
             release = tuple(sorted({n for n in self._inputs(op) if last_use[n] == k and n not in keep}))
             steps.append((self.layers[op["output"]], self._inputs(op), op["output"], release))
-        self._schedules[targets] = steps
+        self._schedules[targets, given] = steps
         return steps
 
-    def ancestors(self, targets: Sequence[str]) -> Set[str]:
-        """Names of the ops' output tensors needed to compute ``targets`` (the targets included)."""
+    def ancestors(self, targets: Sequence[str], given: Sequence[str] = ()) -> Set[str]:
+        """Names of the ops' output tensors needed to compute ``targets`` (the targets included) from the network
+        input, or from the tensors ``given`` where they are given (a given tensor is not computed)."""
         needed: Set[str] = set()
+        leaves = set(self.spec["inputs"]) | set(given)
         stack = list(targets)
         while stack:
             name = stack.pop()
-            if name in needed or name in self.spec["inputs"]:
+            if name in needed or name in leaves:
                 continue
             if name not in self._ops:
                 raise KeyError(f"{self.name} has no tensor {name!r}")
@@ -105,10 +113,26 @@ class MediaPipeNet(nn.Module):
             stack.extend(self._inputs(self._ops[name]))
         return needed
 
-    def prune(self, keep: Sequence[str]) -> None:
-        """Drop every op (and its parameters) not needed for the tensors ``keep``; :meth:`forward` then no
-        longer works, :meth:`tensors` does for those tensors."""
-        needed = self.ancestors(keep)
+    def cuts(self, targets: Sequence[str]) -> List[str]:
+        """Tensors every path from the input to ``targets`` passes through (4-D maps, in execution order): where
+        the network can be split into a front part and the ops after it (:meth:`tensors_from`)."""
+        order = [op for op in self.spec["ops"] if op["output"] in self.ancestors(targets)]
+        last_use = {name: len(order) for name in targets}
+        for k, op in enumerate(order):
+            for name in self._inputs(op):
+                last_use[name] = max(last_use.get(name, -1), k)
+        live, found = set(self.spec["inputs"]), []
+        for k, op in enumerate(order):
+            live = {t for t in live | {op["output"]} if last_use.get(t, -1) > k}
+            if live == {op["output"]} and len(self.spec["tensors"][op["output"]]["shape"]) == 4:
+                found.append(op["output"])
+        return found
+
+    def prune(self, keep: Sequence[str], given: Sequence[str] = ()) -> None:
+        """Drop every op (and its parameters) not needed for the tensors ``keep`` (computed from ``given`` where
+        given: :meth:`tensors_from`); :meth:`forward` then no longer works, :meth:`tensors` /
+        :meth:`tensors_from` do for those tensors."""
+        needed = self.ancestors(keep, given)
         for name in [n for n in self.layers if n not in needed]:
             del self.layers[name]
             del self._ops[name]
