@@ -67,6 +67,7 @@ TINY_TRAIN_OVERRIDES = [
     "eval.batch_size=8", "eval.num_workers=0",
     # the CPU presets' frozen landmark read-out needs MediaPipe's native crop sizes; tiny runs train end to end
     "model.freeze_backbone=false", "model.pooling=flatten", "train.cache_features=false", "train.cache_samples=0",
+    "model.landmarks.train_from=null", "loss.landmarks=0.0",
     "representation.anneal.kind=none",
 ]
 

@@ -12,7 +12,7 @@ from hmr.engine.trainer import Trainer
 from hmr.models import build_backbone
 
 FROZEN = ["model.backbone=efficientnet_lite0", "model.pretrained=true", "model.freeze_backbone=true",
-          "model.pooling=flatten"]
+          "model.pooling=flatten", "model.landmarks.train_from=null", "loss.landmarks=0.0"]
 
 
 def test_cached_maps_give_the_image_path_output():

@@ -12,7 +12,7 @@ from hmr.engine.feature_cache import CachedFeatureDataset
 from hmr.engine.trainer import Trainer
 
 FROZEN = ["model.backbone=efficientnet_lite0", "model.pretrained=true", "model.freeze_backbone=true",
-          "model.pooling=flatten"]
+          "model.pooling=flatten", "model.landmarks.train_from=null", "loss.landmarks=0.0"]
 
 
 def _dataset(value=1.0):

@@ -52,7 +52,8 @@ def test_landmark_term_is_zero_on_the_labels_and_measures_crop_units():
 
 
 def test_landmark_loss_needs_a_trainable_top(tmp_path):
-    cfg = load_config("configs/hand_cpu.yaml", [f"data.root={tmp_path}", "loss.landmarks=1.0"])
+    cfg = load_config("configs/hand_cpu.yaml", [f"data.root={tmp_path}", "loss.landmarks=1.0",
+                                                "model.landmarks.train_from=null"])
     with pytest.raises(ValueError, match="model.landmarks.train_from"):
         Trainer(cfg, tmp_path / "run")
 
@@ -77,5 +78,18 @@ def test_cached_run_trains_the_top_and_evaluates_like_the_image_path(tiny_synthe
     on_images = evaluate_config(trainer.cfg, trainer.model, trainer.body_model, trainer.representation,
                                 max_samples=4)["metrics"]
     assert cached["pa_mpjpe_mm"] == pytest.approx(on_images["pa_mpjpe_mm"], rel=1e-4)
+    assert 0.0 < cached["landmark_error_median"] == pytest.approx(on_images["landmark_error_median"], rel=1e-4)
     state = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
     assert any(k.startswith("backbone.model.top.") for k in state["model"])
+
+
+def test_landmark_errors_are_box_fractions_and_skip_unlabelled_samples():
+    from hmr.engine.keypoint_terms import landmark_errors
+    center, scale = torch.tensor([[300.0, 200.0], [50.0, 50.0]]), torch.tensor([1.5, 0.5])
+    keypoints = torch.zeros(2, 21, 3)
+    keypoints[0, :, :2] = center[0] + torch.linspace(-100, 100, 21)[:, None]
+    keypoints[0, :, 2] = 1.0
+    landmarks = (keypoints[..., :2] - center[:, None]) / (200.0 * scale)[:, None, None]
+    landmarks[0, :11, 0] += 0.05  # 11 of 21 joints off by 5 % of the box: the median joint is off
+    errors = landmark_errors(landmarks, {"keypoints_2d": keypoints, "center": center, "scale": scale}, "freihand21")
+    assert float(errors[0]) == pytest.approx(0.05, rel=1e-4) and torch.isnan(errors[1])

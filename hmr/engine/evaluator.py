@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from hmr.engine.forward import Annealing, OrthoSwitches, blended_matrices, body_forward, decode_outputs
 from hmr.engine.gap import gap_report, kinematic_joints
+from hmr.engine.keypoint_terms import landmark_errors
 from hmr.engine.refit import refit_shape
 from hmr.protocols import GT_LABELS, Protocol, get_protocol
 
@@ -102,6 +103,8 @@ def collect(model, representation, body_model, dataset, protocol: Protocol, swit
             pred = decode_outputs(raw, representation, body_model, batch, switches, keypoint_set, "inference")
             train_rotmats = blended_matrices(representation, raw["pose_params"], switches.forward_kinematics,
                                              train_blend)
+            if "landmarks_2d" in raw:  # how well a landmark network finds the labelled keypoints
+                fields["landmark_error"] = landmark_errors(raw["landmarks_2d"], batch, keypoint_set)
             train_body = body_forward(body_model, train_rotmats, raw["betas"], None, {})
             fields.update(train_vertices=train_body["vertices"], train_rotmats=train_rotmats,
                           train_kinematic=train_body["joints"], pred_kinematic=pred["joints"],
@@ -221,6 +224,11 @@ def score(protocol: Protocol, data: Mapping[str, np.ndarray], source: str = "mod
         for key in summary:
             if key not in counts:
                 counts[key] = int(gt_rows.sum()) if key.endswith("_bone_error_mm") else readable
+    if "landmark_error" in data and np.isfinite(pick("landmark_error")).any():
+        errors = pick("landmark_error")[np.isfinite(pick("landmark_error"))]
+        summary["landmark_error_median"] = float(np.median(errors))   # fraction of the box side
+        summary["landmark_miss_share"] = float((errors > 0.1).mean())  # samples off by more than 10 %
+        counts["landmark_error_median"] = counts["landmark_miss_share"] = len(errors)
     if "refit_joints" in data:
         refit = protocol.score(pick("refit_joints"), pick("gt_joints"), pick("refit_vertices"), pick("gt_vertices"),
                                labelled)

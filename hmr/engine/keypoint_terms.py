@@ -33,14 +33,29 @@ class LandmarkTerm:
         if not getattr(backbone, "trainable_top", False):
             raise ValueError("loss.landmarks > 0 needs a landmark network with a trainable top: set "
                              "model.pooling=landmarks, model.freeze_backbone=true and model.landmarks.train_from")
-        weights = landmark_weights(joint_set, backbone.model.num_landmarks)
-        self.weights = torch.as_tensor(weights, dtype=torch.float32)
-        self.has_counterpart = self.weights.sum(dim=1) > 0
+        self.joint_set = joint_set
 
     def __call__(self, landmarks: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
         """``landmarks`` (B, L, 2) in [-0.5, 0.5] of the crop side (the regressor's ``landmarks_2d``)."""
-        weights = self.weights.to(landmarks.device)
-        pred = 2.0 * torch.einsum("kl,blc->bkc", weights, landmarks)
-        target = to_crop_coordinates(batch["keypoints_2d"], batch["center"], batch["scale"], (1, 1))
-        confidence = batch["keypoints_2d"][..., 2] * self.has_counterpart.to(landmarks.device)
+        pred, target, confidence = _mapped(landmarks, batch, self.joint_set)
         return losses.landmark_loss(pred, target, confidence)
+
+
+def landmark_errors(landmarks: torch.Tensor, batch: Dict[str, Any], joint_set: str) -> torch.Tensor:
+    """Per sample, the median distance between the mapped landmarks and the labelled 2D keypoints that have a
+    counterpart, as a fraction of the box side (``(B,)``; NaN where no such keypoint is labelled)."""
+    pred, target, confidence = _mapped(landmarks, batch, joint_set)
+    distance = (pred - target).norm(dim=-1) / 2.0  # [-1, 1] units -> fraction of the box side
+    distance = torch.where(confidence > 0, distance, torch.full_like(distance, float("nan")))
+    return distance.nanmedian(dim=1).values
+
+
+def _mapped(landmarks: torch.Tensor, batch: Dict[str, Any], joint_set: str):
+    """(landmarks mapped to ``joint_set``, labels, confidence — zero where a joint has no counterpart), the
+    points in crop coordinates normalised to [-1, 1] over the box."""
+    weights = torch.as_tensor(landmark_weights(joint_set, landmarks.shape[1]), dtype=landmarks.dtype,
+                              device=landmarks.device)
+    pred = 2.0 * torch.einsum("kl,blc->bkc", weights, landmarks)
+    target = to_crop_coordinates(batch["keypoints_2d"], batch["center"], batch["scale"], (1, 1))
+    confidence = batch["keypoints_2d"][..., 2] * (weights.sum(dim=1) > 0)
+    return pred, target, confidence

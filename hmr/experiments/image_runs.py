@@ -27,8 +27,14 @@ KINDS = tuple(CONFIGS)
 PLAIN_PROM = "loss.orthogonality=0.0"
 #: ... and so is the presets' late switch of forward kinematics to the SVD rotations (docs/prom_gap.md fix 2).
 NO_ANNEAL = "representation.anneal.kind=none"
+#: Settings added to the configs after the cpu preset's runs were stored, with their "off" value (see
+#: run_folder_name); the cpu preset turns them off (PRESET_TOP_OFF) to stay the read-out those runs measured.
+ADDED_SETTINGS_OFF = {("model", "landmarks"): {"train_from": None}, ("loss", "landmarks"): 0.0}
+#: The CPU presets' trained landmark-network top (docs/cpu_training.md, section 8), off: the experiments compare
+#: rotation representations on the frozen read-out they were run with.
+PRESET_TOP_OFF = ["model.landmarks.train_from=null", "loss.landmarks=0.0", "train.backbone_lr_scale=1.0"]
 #: The presets' frozen landmark read-out needs MediaPipe's native crops; these presets train other backbones.
-END_TO_END = ["model.freeze_backbone=false", "model.pooling=flatten", "train.cache_features=false"]
+END_TO_END = ["model.freeze_backbone=false", "model.pooling=flatten", "train.cache_features=false", *PRESET_TOP_OFF]
 #: The cpu preset's runs share one feature cache per set (hmr/engine/feature_store.py) and one evaluation subset.
 SHARED_CACHE = ["train.cache_seed=0"]
 PRESETS = {
@@ -39,7 +45,8 @@ PRESETS = {
     # The features are computed once per set (body ~8 min, hand ~27 min on one core) into
     # <out>/feature_cache_cpu; a run is then ~3.5 (body) / ~4 (hand) min on one core, evaluations included.
     "cpu": {"steps": 2000, "eval_every": 100, "eval_samples": 500, "seeds": [0, 1, 2], "version": 2,
-            "extra": [PLAIN_PROM, NO_ANNEAL, *SHARED_CACHE, "train.num_workers=1", "train.checkpoint_every=1000",
+            "extra": [PLAIN_PROM, NO_ANNEAL, *SHARED_CACHE, *PRESET_TOP_OFF, "train.num_workers=1",
+                      "train.checkpoint_every=1000",
                       "eval.num_workers=0", "train.tensorboard=false"],
             "extra_by_kind": {"hand": ["train.cache_samples=0", "train.batch_size=128"]}},
     # full: a GPU, more steps and a bigger backbone on the same (or the default 20k) synthetic sets
@@ -101,8 +108,12 @@ def shared_folders(work_dir: Path, preset: str) -> Dict[str, Path]:
 
 def run_folder_name(kind: str, overrides: Sequence[str], preset: str, seed: int) -> str:
     """``<kind>_<hash of the resolved config>_seed<seed>``: the same configuration always gets the same folder,
-    however its overrides were spelled."""
-    cfg = run_config(kind, list(overrides) + [f"train.seed={seed}"], preset)
+    however its overrides were spelled. Settings of :data:`ADDED_SETTINGS_OFF` at their "off" value are left out
+    of the hash, so runs stored before those settings existed keep their folders."""
+    cfg = run_config(kind, list(overrides) + [f"train.seed={seed}"], preset).to_dict()
+    for (section, key), off in ADDED_SETTINGS_OFF.items():
+        if key in cfg.get(section, {}) and cfg[section][key] == off:
+            del cfg[section][key]
     digest = hashlib.sha1(dump_yaml(cfg).encode()).hexdigest()[:10]
     return f"{kind}_{digest}_seed{seed}"
 

@@ -86,7 +86,7 @@ class Regressor(nn.Module):
         extra = {}
         if isinstance(features, tuple):
             features, extra["heatmaps"] = features
-        if getattr(self.backbone, "trainable_top", False):  # supervised by loss.landmarks
+        if getattr(self.backbone, "landmarks", False):  # a landmark network's own 2D landmarks (loss.landmarks)
             extra["landmarks_2d"] = self.backbone.model.image_landmarks(features)
         history = self.head(features, bbox_info, init)
         return {**history[-1], "iterations": history, **extra}
