@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from hmr.models.mediapipe.convert import NETWORKS, load_network
+from hmr.models.mediapipe.network import cut_tensors
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,28 +50,13 @@ def network_input_affine(network: str) -> Tuple[Tensor, Tensor]:
 def encoder_stages(spec: Dict[str, Any], decoder_output: Optional[str] = None) -> List[Dict[str, Any]]:
     """``[{"tensor", "reduction", "num_chs", "kind"}]`` of a graph spec, by stride (see the module docstring);
     ``kind`` is ``"encoder"`` or ``"decoder"`` (the decoder stage comes last)."""
-    producers = {op["output"]: op for op in spec["ops"]}
-    main: set = set()
-    stack = [spec["outputs"][0]]
-    while stack:
-        name = stack.pop()
-        if name in producers and name not in main:
-            main.add(name)
-            stack.extend(producers[name]["inputs"] + ([producers[name]["like"]] if producers[name].get("like") else []))
-    order = [op for op in spec["ops"] if op["output"] in main]
-    last_use = {}
-    for k, op in enumerate(order):
-        for name in op["inputs"] + ([op["like"]] if op.get("like") else []):
-            last_use[name] = k
     height = spec["tensors"][spec["inputs"][0]]["shape"][1]
-    live = {spec["inputs"][0]}
+    types = {op["output"]: op["type"] for op in spec["ops"]}
     by_stride: Dict[int, str] = {}
-    for k, op in enumerate(order):
-        live = {t for t in live | {op["output"]} if last_use.get(t, -1) > k}
-        shape = spec["tensors"][op["output"]]["shape"]
-        if (live == {op["output"]} and len(shape) == 4 and op["type"] != "pad" and shape[1] * shape[2] > 1
-                and height % shape[1] == 0):
-            by_stride[height // shape[1]] = op["output"]  # a cut: every path to the output passes through it
+    for name in cut_tensors(spec, spec["outputs"][:1]):
+        shape = spec["tensors"][name]["shape"]
+        if types[name] != "pad" and shape[1] * shape[2] > 1 and height % shape[1] == 0:
+            by_stride[height // shape[1]] = name  # the last cut at each stride
     stages = [{"tensor": t, "reduction": s, "num_chs": spec["tensors"][t]["shape"][3], "kind": "encoder"}
               for s, t in sorted(by_stride.items()) if s > 1]
     if decoder_output is not None:

@@ -116,17 +116,7 @@ class MediaPipeNet(nn.Module):
     def cuts(self, targets: Sequence[str]) -> List[str]:
         """Tensors every path from the input to ``targets`` passes through (4-D maps, in execution order): where
         the network can be split into a front part and the ops after it (:meth:`tensors_from`)."""
-        order = [op for op in self.spec["ops"] if op["output"] in self.ancestors(targets)]
-        last_use = {name: len(order) for name in targets}
-        for k, op in enumerate(order):
-            for name in self._inputs(op):
-                last_use[name] = max(last_use.get(name, -1), k)
-        live, found = set(self.spec["inputs"]), []
-        for k, op in enumerate(order):
-            live = {t for t in live | {op["output"]} if last_use.get(t, -1) > k}
-            if live == {op["output"]} and len(self.spec["tensors"][op["output"]]["shape"]) == 4:
-                found.append(op["output"])
-        return found
+        return cut_tensors(self.spec, targets)
 
     def prune(self, keep: Sequence[str], given: Sequence[str] = ()) -> None:
         """Drop every op (and its parameters) not needed for the tensors ``keep`` (computed from ``given`` where
@@ -139,6 +129,31 @@ class MediaPipeNet(nn.Module):
         self.spec["ops"] = [op for op in self.spec["ops"] if op["output"] in needed]
         self.spec["outputs"] = [t for t in self.spec["outputs"] if t in needed]
         self._schedules.clear()
+
+
+def cut_tensors(spec: Spec, targets: Sequence[str]) -> List[str]:
+    """4-D tensors of graph ``spec`` that every path from its input to ``targets`` passes through, in execution
+    order (a tensor is such a cut when, right after its op, it is the only tensor later ops still need)."""
+    producers = {op["output"]: op for op in spec["ops"]}
+    inputs = lambda op: list(op["inputs"]) + ([op["like"]] if op.get("like") else [])  # noqa: E731
+    needed: Set[str] = set()
+    stack = list(targets)
+    while stack:
+        name = stack.pop()
+        if name in producers and name not in needed:
+            needed.add(name)
+            stack.extend(inputs(producers[name]))
+    order = [op for op in spec["ops"] if op["output"] in needed]
+    last_use = {name: len(order) for name in targets}
+    for k, op in enumerate(order):
+        for name in inputs(op):
+            last_use[name] = max(last_use.get(name, -1), k)
+    live, found = set(spec["inputs"]), []
+    for k, op in enumerate(order):
+        live = {t for t in live | {op["output"]} if last_use.get(t, -1) > k}
+        if live == {op["output"]} and len(spec["tensors"][op["output"]]["shape"]) == 4:
+            found.append(op["output"])
+    return found
 
 
 def build_network(spec: Spec, state_dict: Optional[Mapping[str, Tensor]] = None) -> MediaPipeNet:
