@@ -180,12 +180,17 @@ def test_resume_with_workers_is_exact(tiny_synthetic_root, tmp_path):
     _train(resumed, tiny_synthetic_root, "train.steps=3", *common)
     stale = resumed / "checkpoints" / ".last.pt.x.tmp"
     stale.write_bytes(b"")
+    first = torch.load(resumed / "checkpoints/last.pt", weights_only=True)
+    assert first["extra"]["train_seconds"] > 0
+    first["extra"]["train_seconds"] = 1000.0     # training time carries on across the resume
+    torch.save(first, resumed / "checkpoints/last.pt")
     run_tool("tools/train.py", "--config", "configs/body_cpu.yaml", "--out", resumed, "--resume",
              *overrides(tiny_synthetic_root, *QUICK, "train.steps=6", *common))
     assert not stale.exists()
     a = torch.load(straight / "checkpoints/last.pt", weights_only=True)
     b = torch.load(resumed / "checkpoints/last.pt", weights_only=True)
     assert a["step"] == b["step"] == 6
+    assert b["extra"]["train_seconds"] > 1000.0
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     for index, state in a["optimizer"]["state"].items():

@@ -105,7 +105,7 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.consecutive_bad = 0
-        self.train_seconds = 0.0          # wall-clock of the training steps of this run (no data waits, no evals)
+        self.train_seconds = 0.0          # wall-clock of the training steps (no data waits, no evals), resumes included
         self.eval_dataset = None          # cached runs: the frozen encoder's features of the evaluation crops
         self.unreadable_images = 0        # consumed by the steps of this run and (resumed) earlier ones
         self.epoch_unreadable = 0         # consumed in the current epoch, on this rank
@@ -164,6 +164,7 @@ class Trainer:
         ckpt.set_rng_state(payload["rng"])
         self.step = int(payload["step"])
         self.skipped_steps = int(payload["extra"].get("skipped_steps", 0))
+        self.train_seconds = float(payload["extra"].get("train_seconds", 0.0))
         self.unreadable_images = int(payload["extra"].get("unreadable_images", 0))
         # the stored count is the sum over ranks: rank 0 carries it on
         self.epoch_unreadable = int(payload["extra"].get("epoch_unreadable", 0)) if self.dist.is_main else 0
@@ -182,7 +183,7 @@ class Trainer:
         ckpt.save_checkpoint(self.out_dir / "checkpoints" / name, model=self.model, optimizer=self.optimizer,
                              scheduler=self.scheduler, step=self.step, config=self.cfg.to_dict(),
                              extra={"skipped_steps": self.skipped_steps, "unreadable_images": self.unreadable_images,
-                                    "epoch_unreadable": epoch_unreadable})
+                                    "epoch_unreadable": epoch_unreadable, "train_seconds": self.train_seconds})
 
     # ------------------------------------------------------------------ one step
     def compute_losses(self, batch: Dict[str, Any]) -> tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
