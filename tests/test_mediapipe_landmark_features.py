@@ -121,6 +121,30 @@ def test_train_from_splits_the_network_into_frozen_and_trainable_parts(name, siz
         torch.testing.assert_close(plain(x), expected)  # the copy is independent of the pretrained network
 
 
+def test_image_path_aligns_with_the_trained_top(encoder_weights):
+    """After the top trains, forward's alignment rotation comes from the top's landmarks on the unrotated crop
+    (composed here by hand from the parts), while the cacheable frozen part keeps the frozen network's."""
+    import torch.nn.functional as F
+
+    _, x = astronaut(224)
+    tuned = MediaPipeLandmarkFeatures("mediapipe_hand", train_from="t149")
+    with torch.no_grad():
+        for p in tuned.top.parameters():
+            p.add_(0.02 * torch.randn_like(p, generator=torch.Generator().manual_seed(0)))
+        normalise = lambda image: image * tuned.input_scale + tuned.input_shift  # noqa: E731
+        identity = torch.eye(2).reshape(1, 4)
+        first = tuned.trainable_part(torch.cat([tuned.net.tensors(normalise(x), ["t149"])[0].flatten(1), identity],
+                                               dim=1))
+        rotation = tuned._alignment(tuned.image_landmarks(first))
+        grid = F.affine_grid(torch.cat([rotation, torch.zeros(1, 2, 1)], dim=2), list(x.shape), align_corners=False)
+        rotated = F.grid_sample(x, grid, align_corners=False, padding_mode="border")
+        split = tuned.net.tensors(normalise(rotated), ["t149"])[0]
+        expected = tuned.trainable_part(torch.cat([split.flatten(1), rotation.flatten(1)], dim=1))
+        torch.testing.assert_close(tuned(x), expected, rtol=1e-4, atol=1e-4)
+        frozen_rotation = tuned.frozen_part(x)[:, -4:].reshape(1, 2, 2)
+        assert not torch.allclose(frozen_rotation, rotation, atol=1e-3)  # the cache's alignment stays the net's
+
+
 def test_backbone_with_a_trainable_landmark_top(encoder_weights):
     net, dim = build_backbone("blazepose_full", input_size=(256, 256), pretrained=True, pooling="landmarks",
                               freeze=True, landmarks_train_from="t300")

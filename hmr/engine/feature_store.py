@@ -108,7 +108,8 @@ def training_cache(cfg: Mapping[str, Any], backbone: torch.nn.Module, device: to
 def evaluation_cache(cfg: Mapping[str, Any], backbone: torch.nn.Module, device: torch.device,
                      max_samples: int | None) -> CachedFeatureDataset:
     """The first ``max_samples`` items of ``eval.dataset`` / ``eval.split`` as frozen-encoder features (float32: the
-    evaluation then computes what the image path computes), from ``train.feature_cache_dir`` when it holds them."""
+    evaluation then computes what the image path computes, except that a landmark network with a trained top
+    keeps the frozen network's alignment pass here), from ``train.feature_cache_dir`` when it holds them."""
     from torch.utils.data import Subset
 
     from hmr.data import build_dataset
