@@ -72,8 +72,9 @@ class MediaPipeLandmarkFeatures(nn.Module):
     the trained top (no gradient), so the rotation comes from the landmarks the model has learnt, as MediaPipe's
     tracking aligns with its own previous landmarks; the cache keeps the frozen network's alignment, which depends
     on no trained weight. While ``top`` equals ``net`` (before training) both agree,
-    ``forward(x) == trainable_part(frozen_part(x))``. On the hand preset the trained alignment lowered PA-MPJPE
-    from 12.4 to 11.5 mm (docs/cpu_training.md, section 8).
+    ``forward(x) == trainable_part(frozen_part(x))``, and ``align_with_top = False`` makes :meth:`forward` use
+    the frozen alignment too (what a cached evaluation during training computes). On the hand preset the trained
+    alignment lowered PA-MPJPE from 12.4 to 11.5 mm (docs/cpu_training.md, section 8).
     """
 
     def __init__(self, name: str = "blazepose_full", pretrained: bool = True,
@@ -81,6 +82,7 @@ class MediaPipeLandmarkFeatures(nn.Module):
                  train_from: Optional[str] = None) -> None:
         super().__init__()
         self.align = align
+        self.align_with_top = True
         if name not in ENCODERS:
             raise KeyError(f"unknown MediaPipe network {name!r}; known: {', '.join(ENCODERS)}")
         self.name = name
@@ -118,7 +120,7 @@ class MediaPipeLandmarkFeatures(nn.Module):
         return {t: tuple(self.net.spec["tensors"][t]["shape"][1:]) for t in self.net.cuts(self._tensors)}
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.trainable_part(self._split(x, trained_alignment=True))
+        return self.trainable_part(self._split(x, trained_alignment=self.align_with_top))
 
     def frozen_part(self, x: Tensor) -> Tensor:
         """What the frozen network computes for crops ``x``: the features themselves without ``train_from``, else
