@@ -104,6 +104,26 @@ def test_named_intermediates_run_only_their_ops(weights_dir):
         torch.testing.assert_close(net.tensors(x, [skip])[0], alone)
 
 
+def test_cpu_micro_batches_give_the_whole_batch_result(weights_dir):
+    """Chunks of ``cpu_micro_batch`` images (4 + 2 here) give what the whole batch gives, values and gradients."""
+    net = load_network("hand_landmark_full", weights_dir)
+    x = torch.from_numpy(np.concatenate([prepare(p, "hand_landmark_full") for p in photos()])).permute(0, 3, 1, 2)
+    x = torch.cat([x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)])[:6].contiguous()
+    outputs = net.spec["outputs"]
+    results = {}
+    for chunk in (4, None):
+        net.cpu_micro_batch = chunk
+        image = x.clone().requires_grad_(True)
+        got = net.tensors(image, outputs)
+        sum(y.square().mean() for y in got).backward()
+        results[chunk] = [y.detach() for y in got] + [image.grad]
+    assert len(x) == 6 and results[4][0].shape[0] == 6
+    for a, b in zip(results[4][:-1], results[None][:-1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    scale = float(results[None][-1].abs().max())  # input gradients: float32 sums in another order
+    torch.testing.assert_close(results[4][-1], results[None][-1], rtol=0, atol=1e-3 * scale)
+
+
 def test_conversion_is_deterministic_and_pinned(weights_dir, wheel, tmp_path):
     names = ["selfie_segmentation", "hand_landmark_lite"]
     for out in ("a", "b"):

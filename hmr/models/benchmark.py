@@ -5,18 +5,20 @@ Variants are timed interleaved (baseline, a, b, ..., baseline, a, b, ...), so ma
 each reported figure is the median over repeats. A frozen backbone is timed as it trains: forward without
 gradient through the encoder, backward through the flatten read-out only; the frozen landmark read-out
 (``pooling="landmarks"``) has nothing to train, so its figure is the forward pass that feature caching pays once
-per crop.
+per crop. MediaPipe networks run on CPU in chunks of ``micro_batch`` images (``MediaPipeNet.cpu_micro_batch``);
+``micro_batch=None`` times the same network on whole batches.
 """
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from hmr.models.backbone import build_backbone
+from hmr.models.mediapipe.network import MediaPipeNet
 
 BASELINE = ("mobilenetv3_small_100", (96, 72), False, False)
 
@@ -30,12 +32,14 @@ class BackboneVariant:
     pretrained: bool = False
     frozen: bool = False
     pooling: str = "flatten"
+    micro_batch: Optional[int] = 4
 
     @property
     def label(self) -> str:
         state = "frozen" if self.frozen else ("pretrained" if self.pretrained else "random")
         readout = " landmarks" if self.pooling == "landmarks" else ""
-        return f"{self.name} {self.input_size[0]}x{self.input_size[1]} {state}{readout}"
+        whole = " whole batch" if self.micro_batch is None else ""
+        return f"{self.name} {self.input_size[0]}x{self.input_size[1]} {state}{readout}{whole}"
 
 
 @dataclass
@@ -56,6 +60,9 @@ def _step_fn(variant: BackboneVariant, batch: int):
     net, dim = build_backbone(variant.name, input_size=variant.input_size, pretrained=variant.pretrained,
                               freeze=variant.frozen, pooling=variant.pooling)
     net.train()
+    for module in net.modules():
+        if isinstance(module, MediaPipeNet):
+            module.cpu_micro_batch = variant.micro_batch
     images = torch.randn(batch, 3, *variant.input_size)
 
     def step() -> None:
