@@ -50,7 +50,6 @@ class Activation:
     when no gradient flows through ``y``; otherwise (or on a layer's input) it returns a new tensor."""
 
     def __init__(self, kind: str) -> None:
-        self.kind = kind
         self._out, self._in_place = ACTIVATIONS[kind], _IN_PLACE[kind]
 
     def __call__(self, y: Tensor, fresh: bool = True) -> Tensor:
