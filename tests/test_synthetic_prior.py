@@ -188,3 +188,47 @@ def test_set_spec_from_config_and_errors():
         SetSpec(kind="face", name="b", splits={})
     with pytest.raises(ValueError, match="plain folder name"):
         SetSpec(kind="body", name="../x", splits={})
+
+
+def test_body_regions_put_a_face_in_front_and_hair_behind(smpl):
+    """Face features sit on the front of the head in anatomical order, mirror-symmetric; hair covers the back."""
+    with torch.no_grad():
+        rest = smpl()
+    v = rest.vertices[0].double().numpy()
+    head_joint = rest.joints[0, 15].double().numpy()
+    dominant = smpl.weights.argmax(1).numpy()
+    regions = appearance.body_regions(v, dominant)
+    head = dominant == 15
+    feature = {name: regions == label for name, label in (("hair", appearance.HAIR), ("eyes", appearance.EYES),
+                                                          ("brows", appearance.BROWS), ("lips", appearance.LIPS))}
+    for name, mask in feature.items():
+        assert mask.any() and not (mask & ~head).any(), name
+    for name in ("eyes", "brows", "lips"):
+        assert (v[feature[name], 2] > head_joint[2]).all(), f"{name} not on the face"
+    eyes = v[feature["eyes"]]
+    left, right = eyes[eyes[:, 0] > 0], eyes[eyes[:, 0] < 0]
+    assert len(left) and len(right)
+    assert abs(left[:, 0].mean() + right[:, 0].mean()) < 0.01  # mirror images across the midline
+    height = {name: v[mask, 1].mean() for name, mask in feature.items()}
+    assert height["lips"] < height["eyes"] < height["brows"]
+    assert v[feature["hair"], 1].max() == v[head, 1].max()  # the crown
+    assert regions[np.flatnonzero(head)[np.argmin(v[head, 2])]] == appearance.HAIR  # back of the head
+    # clothes keep their joints: a thigh vertex wears the trousers
+    assert (regions[dominant == 1] == appearance.PANTS).all()
+
+
+def test_body_colors_are_valid_and_sometimes_bald(smpl):
+    dominant = smpl.weights.argmax(1).numpy()
+    with torch.no_grad():
+        regions = appearance.body_regions(smpl().vertices[0].double().numpy(), dominant)
+    rng = np.random.default_rng(0)
+    bald = 0
+    for _ in range(300):
+        colors = appearance.body_colors(rng, regions)
+        assert colors.shape == (len(regions), 3) and colors.dtype == np.float32
+        assert colors.min() >= 0 and colors.max() <= 1
+        skin = np.median(colors[regions == appearance.SKIN], axis=0)
+        bald += np.abs(np.median(colors[regions == appearance.HAIR], axis=0) - skin).max() < 0.02
+    assert 5 <= bald <= 50  # 8 % expected
+    again = appearance.body_colors(np.random.default_rng(3), regions)
+    assert np.array_equal(again, appearance.body_colors(np.random.default_rng(3), regions))

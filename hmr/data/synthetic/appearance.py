@@ -156,20 +156,56 @@ _FOREARM_JOINTS = (18, 19)
 _PANTS_JOINTS = (0, 1, 2)  # pelvis, thighs
 _SHIN_JOINTS = (4, 5)
 _SHOE_JOINTS = (7, 8, 10, 11)
+# Materials of :func:`body_regions`, one integer per vertex.
+SKIN, SHIRT, FOREARM, PANTS, SHIN, SHOES, HAIR, EYES, BROWS, LIPS = range(10)
+HAIR_COLORS = np.array([[0.05, 0.04, 0.03], [0.18, 0.11, 0.06], [0.35, 0.22, 0.12], [0.45, 0.20, 0.10],
+                        [0.80, 0.66, 0.42], [0.60, 0.58, 0.55]])  # black, dark/mid brown, auburn, blond, grey
 
 
-def body_colors(rng: np.random.Generator, dominant_joint: np.ndarray) -> np.ndarray:
-    """Per-vertex RGB (V, 3): skin, shirt (short or long sleeves), trousers or shorts, shoes; slight speckle."""
+def body_regions(rest_vertices: np.ndarray, dominant_joint: np.ndarray) -> np.ndarray:
+    """Per-vertex material (V,) of an SMPL-topology body: clothes by skinning joint, and on the head hair (crown,
+    back and sides), eyes, eyebrows and lips placed from the rest-pose nose tip. Without a face and hair a render
+    is the same from the front and the back, and a real-photo keypoint network then swaps left and right.
+    Offsets (metres, rest pose facing +z, y up) are average adult proportions."""
+    labels = np.full(len(dominant_joint), SKIN, np.int64)
+    for joints, label in ((_SHIRT_JOINTS, SHIRT), (_FOREARM_JOINTS, FOREARM), (_PANTS_JOINTS, PANTS),
+                          (_SHIN_JOINTS, SHIN), (_SHOE_JOINTS, SHOES)):
+        labels[np.isin(dominant_joint, joints)] = label
+    head = dominant_joint == 15
+    if not head.any():
+        return labels
+    v = np.asarray(rest_vertices, np.float64)
+    nose = v[head][np.argmax(v[head, 2])]
+    x, y, z = v[:, 0] - nose[0], v[:, 1] - nose[1], v[:, 2] - nose[2]
+    front = head & (z > -0.05)
+    hair = head & (((y > 0.075) & (z < -0.02)) | (y > 0.095) | ((y > 0.03) & (z < -0.085)) | ((z < -0.115) & (y > -0.045)))
+    eyes = front & (np.abs(np.abs(x) - 0.033) < 0.013) & (np.abs(y - 0.034) < 0.008)
+    brows = front & (np.abs(np.abs(x) - 0.035) < 0.02) & (np.abs(y - 0.056) < 0.005)
+    lips = front & (np.abs(x) < 0.022) & (np.abs(y + 0.036) < 0.007)
+    for mask, label in ((hair, HAIR), (eyes, EYES), (brows, BROWS), (lips, LIPS)):
+        labels[mask] = label
+    return labels
+
+
+def body_colors(rng: np.random.Generator, regions: np.ndarray) -> np.ndarray:
+    """Per-vertex RGB (V, 3) for :func:`body_regions`' materials: skin, shirt (short or long sleeves), trousers or
+    shorts, shoes, hair (8 % bald), dark eyes and brows, lips; slight speckle."""
     skin, shirt, pants = skin_color(rng), random_color(rng), random_color(rng)
     shoes = random_color(rng, val=(0.05, 0.6))
-    palette = np.zeros((24, 3))
-    palette[list(_SKIN_JOINTS)] = skin
-    palette[list(_SHIRT_JOINTS)] = shirt
-    palette[list(_FOREARM_JOINTS)] = shirt if rng.random() < 0.5 else skin
-    palette[list(_PANTS_JOINTS)] = pants
-    palette[list(_SHIN_JOINTS)] = pants if rng.random() < 0.7 else skin
-    palette[list(_SHOE_JOINTS)] = shoes
-    colors = palette[dominant_joint]
+    palette = np.zeros((10, 3))
+    palette[SKIN] = skin
+    palette[SHIRT] = shirt
+    palette[FOREARM] = shirt if rng.random() < 0.5 else skin
+    palette[PANTS] = pants
+    palette[SHIN] = pants if rng.random() < 0.7 else skin
+    palette[SHOES] = shoes
+    hair = HAIR_COLORS[rng.integers(len(HAIR_COLORS))] * rng.uniform(0.8, 1.2)
+    bald = rng.random() < 0.08
+    palette[HAIR] = skin if bald else hair
+    palette[EYES] = skin * rng.uniform(0.15, 0.3)
+    palette[BROWS] = skin * 0.5 if bald else hair * 0.8
+    palette[LIPS] = skin * np.array([0.85, 0.55, 0.55])
+    colors = palette[regions]
     colors = colors * (1.0 + rng.normal(0, 0.03, (len(colors), 1)))
     return np.clip(colors, 0, 1).astype(np.float32)
 

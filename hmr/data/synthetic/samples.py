@@ -125,10 +125,10 @@ class BodySampler(_SamplerBase):
                              "annotations need (part/S: spin24, openpose: openpose25)")
         self.model = model.eval()
         with torch.no_grad():
-            rest = model().joints[0].double().numpy()
-        self.prior = BodyPosePrior(rest)
+            rest = model()
+        self.prior = BodyPosePrior(rest.joints[0].double().numpy())
         self.faces = model.faces.numpy()
-        self.dominant_joint = model.weights.argmax(1).numpy()
+        self.regions = appearance.body_regions(rest.vertices[0].double().numpy(), model.weights.argmax(1).numpy())
         self.weights = options.archetype_weights or BODY_ARCHETYPE_WEIGHTS
 
     @torch.no_grad()
@@ -159,7 +159,7 @@ class BodySampler(_SamplerBase):
         samples = []
         for i in range(count):
             h, w, fov, K, framing = cameras[i]
-            colors = appearance.body_colors(rng, self.dominant_joint)
+            colors = appearance.body_colors(rng, self.regions)
             subject = Mesh(verts_np[i].astype(np.float32), self.faces, colors, specular=float(rng.uniform(0, 0.3)))
             image, mask, occluders = self._compose(rng, subject, K, h, w)
             uv = project(verts_np[i], K)

@@ -352,7 +352,7 @@ def render_sequence(spec: SequenceSpec, out_dir: Union[str, Path], overwrite: bo
     people = []
     for i, prng in enumerate(person_rngs):
         betas = np.clip(prng.normal(0.0, spec.shape_std, sampler.model.num_betas), -3, 3)
-        look = (appearance.body_colors(prng, sampler.dominant_joint), float(prng.uniform(0.0, 0.3)))
+        look = (appearance.body_colors(prng, sampler.regions), float(prng.uniform(0.0, 0.3)))
         posed = _pose_person(sampler, _plan_person(spec, sampler, prng, i, K, t), betas, cam, ground, spec.fps)
         people.append(dict(posed, betas=betas, look=look))
 
