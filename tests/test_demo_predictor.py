@@ -151,3 +151,35 @@ def test_mask_iou_oracle_is_one(tiny_synthetic_root, tmp_path):
         bad = tmp_path / "bad.npz"
         np.savez(bad, imgname=np.array(["x"]))
         synthetic_mask_iou(OracleModel(), bad)
+
+
+def test_keypoint_alignment_vector_replaces_the_alignment_pass(tmp_path, encoder_weights):
+    """A landmark-feature checkpoint (the hand preset) given the vector its own alignment pass finds predicts the
+    same mesh, mirrored crops included (the vector is given in the unmirrored image); another vector changes it."""
+    import dataclasses
+
+    from hmr.config import load_config
+    from hmr.demo import DemoModel
+    from hmr.demo.predictor import CropInput
+    from hmr.engine.builders import build_body_model, build_model, build_representation
+    from hmr.engine.checkpoint import save_checkpoint
+
+    cfg = load_config("configs/hand_cpu.yaml", ["data.root=/nonexistent"])
+    save_checkpoint(tmp_path / "hand.pt", model=build_model(cfg, build_body_model(cfg), build_representation(cfg)),
+                    optimizer=None, scheduler=None, step=0, config=cfg.to_dict())
+    demo = DemoModel(tmp_path / "hand.pt")
+    features = demo.model.backbone.model
+    image = textured_image(160, 200, seed=3)
+    for mirror in (False, True):
+        item = CropInput(image, np.array([110.0, 70.0]), 0.6, 300.0, mirror)
+        with torch.no_grad():
+            x = demo.make_batch([item])["img"] * features.input_scale + features.input_shift
+            landmarks = features._decode(features._first_pass(x, True))[0][0, :, :2].numpy()
+        crop_vector = (landmarks[list(features.outputs.align_end)].mean(0)
+                       - landmarks[list(features.outputs.align_start)].mean(0))
+        image_vector = crop_vector * [-1.0, 1.0] if mirror else crop_vector
+        plain = demo.predict([item])[0].vertices
+        given = demo.predict([dataclasses.replace(item, align_vector=image_vector * 40)])[0].vertices
+        turned = demo.predict([dataclasses.replace(item, align_vector=image_vector[::-1] * [-1, 1])])[0].vertices
+        same, other = np.abs(given - plain).max(), np.abs(turned - plain).max()
+        assert same < 1e-5 and other > 100 * max(same, 1e-7), (same, other)  # the untrained head moves little

@@ -277,3 +277,25 @@ def test_mask_iou_against_counting():
     assert mask_iou(a, a) == 1.0 and mask_iou(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
     with pytest.raises(ValueError, match="same shape"):
         mask_iou(a, b[:5])
+
+
+def test_alignment_vector_from_detection_keypoints():
+    from hmr.body.joint_sets import get_joint_set
+    from hmr.demo.boxes import Detection, alignment_vector
+
+    names = get_joint_set("openpose25").names
+    kp = np.zeros((25, 3))
+    for name, xy in (("r_hip", (10, 100)), ("l_hip", (30, 104)), ("r_shoulder", (14, 50)), ("l_shoulder", (34, 50))):
+        kp[names.index(name)] = (*xy, 0.9)
+    body = Detection((0, 0, 50, 120), 0.9, "test", keypoints=kp, joint_set="openpose25")
+    np.testing.assert_allclose(alignment_vector(body), [4.0, -52.0])
+    kp[names.index("l_hip"), 2] = 0.0  # unseen hip: no vector
+    assert alignment_vector(Detection((0, 0, 50, 120), 0.9, "test", keypoints=kp, joint_set="openpose25")) is None
+    hand_names = get_joint_set("freihand21").names
+    hk = np.zeros((21, 3))
+    hk[:, 2] = 0.8
+    hk[hand_names.index("wrist"), :2] = (50, 80)
+    hk[hand_names.index("middle1"), :2] = (70, 60)
+    hand = Detection((0, 0, 100, 100), 0.8, "test", keypoints=hk, joint_set="freihand21")
+    np.testing.assert_allclose(alignment_vector(hand), [20.0, -20.0])
+    assert alignment_vector(Detection((0, 0, 10, 10), 0.5, "test")) is None

@@ -170,3 +170,26 @@ def test_train_from_refuses_bad_settings(encoder_weights):
     with pytest.raises(ValueError, match="pooling=landmarks"):
         build_backbone("blazepose_full", input_size=(128, 96), pretrained=True, pooling="flatten", freeze=True,
                        landmarks_train_from="t300")
+
+
+def test_given_alignment_vectors_replace_the_alignment_pass(encoder_weights):
+    """Vectors equal to the alignment pass's own (hip centre -> shoulder centre) give the same features; a vector
+    turned by 90 degrees gives other features; the count must match the batch."""
+    _, x = astronaut(256)
+    features = MediaPipeLandmarkFeatures("blazepose_full").eval()
+    with torch.no_grad():
+        expected = features(x)
+        image, _, _ = features._decode(features.net.tensors(x * features.input_scale + features.input_shift,
+                                                            features._tensors))
+        xy = image[..., :2]
+        vector = xy[:, [11, 12]].mean(1) - xy[:, [23, 24]].mean(1)
+        with features.aligned_by(vector * 3.0):  # only the direction counts
+            given = features(x)
+        with features.aligned_by(torch.stack([-vector[:, 1], vector[:, 0]], 1)):
+            turned = features(x)
+        assert features._given_vectors is None  # the context ends with the block
+        np.testing.assert_allclose(given.numpy(), expected.numpy(), atol=1e-5)
+        assert (turned - expected).abs().max() > 1e-2
+        with pytest.raises(ValueError, match="2 alignment vectors for 1 crops"):
+            with features.aligned_by(vector.repeat(2, 1)):
+                features(x)

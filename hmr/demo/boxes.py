@@ -14,6 +14,9 @@ import numpy as np
 
 BBOX_EXPAND = {"body": 1.2, "hand": 1.5}
 HAND_SIDES = ("left", "right")
+# Joints whose means start and end the alignment vector of MediaPipe's ROI rotation (and of the landmark-feature
+# models' crops): hip centre -> shoulder centre for bodies, wrist -> middle-finger MCP for hands.
+ALIGNMENT_JOINTS = ((("r_hip", "l_hip"), ("r_shoulder", "l_shoulder")), (("wrist",), ("middle1",)))
 
 
 @dataclass
@@ -49,6 +52,24 @@ class Detection:
         if self.side is not None:
             out["side"] = self.side
         return out
+
+
+def alignment_vector(detection: Detection) -> Optional[np.ndarray]:
+    """The detection's alignment vector (x, y pixels, y down; see :data:`ALIGNMENT_JOINTS`) from its keypoints,
+    or None without keypoints, with a joint set lacking those joints, or with any of them unseen (confidence 0:
+    outside the image or not detected)."""
+    if detection.keypoints is None or detection.joint_set is None:
+        return None
+    from hmr.body.joint_sets import get_joint_set
+    names = get_joint_set(detection.joint_set).names
+    for start, end in ALIGNMENT_JOINTS:
+        if set(start + end) <= set(names):
+            rows = [[detection.keypoints[names.index(n)] for n in group] for group in (start, end)]
+            if min(float(k[2]) for group in rows for k in group) <= 0:
+                return None
+            a, b = (np.mean([k[:2] for k in group], axis=0) for group in rows)
+            return None if np.allclose(a, b) else b - a
+    return None
 
 
 def check_bbox(bbox: Sequence[float]) -> Tuple[float, float, float, float]:

@@ -24,7 +24,9 @@ class DemoOptions:
     keypoint-guided fitting of every person that has keypoints; ``min_keypoint_confidence``: keypoints below it
     neither count in the 2D error nor pull the fit; ``fit_settings``: :class:`~hmr.fitting.FitConfig` fields over
     the demo's settings (:func:`hmr.demo.fitting.demo_fit_config`); ``track``: in videos, the keypoint detectors
-    follow last frame's people instead of running the person detector on every frame (MediaPipe's video mode).
+    follow last frame's people instead of running the person detector on every frame (MediaPipe's video mode);
+    ``align_from_keypoints``: a landmark-feature model rotates each crop by the detection's own keypoints (hip
+    centre -> shoulder centre, wrist -> middle MCP) instead of running its alignment pass (one network pass less).
     Videos: people keep a track id across frames; after the last frame each track is smoothed (``smoothing``:
     savgol | one_euro | none; ``smooth_window`` frames) and written in the ``exports`` formats (glb, bvh, npz)."""
 
@@ -47,6 +49,7 @@ class DemoOptions:
     fit: bool = False
     min_keypoint_confidence: float = 0.3
     track: bool = True
+    align_from_keypoints: bool = True
     draw_keypoints: bool = True
     fit_settings: Dict[str, float] = field(default_factory=dict)
     smoothing: str = "savgol"

@@ -9,6 +9,7 @@ frame, rotations R → M R M with M = diag(−1, 1, 1) (exactly the left model's
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +34,16 @@ MIRROR = np.diag([-1.0, 1.0, 1.0])
 @dataclass
 class CropInput:
     """One person to predict: the full image, its square crop box (``center``, ``scale`` = side / 200) and
-    focal length (pixels); ``mirror`` flips the image first (other-side hands)."""
+    focal length (pixels); ``mirror`` flips the image first (other-side hands). ``align_vector`` (x, y pixels,
+    y down): the person's hip centre -> shoulder centre (hand: wrist -> middle-finger MCP) from a keypoint
+    detector; a landmark-feature model then rotates its crop by it instead of running its alignment pass."""
 
     image: np.ndarray
     center: np.ndarray
     scale: float
     focal: float
     mirror: bool = False
+    align_vector: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -130,7 +134,8 @@ class DemoModel:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             batch = self.make_batch(chunk)
-            raw = self.model(batch["img"], batch["bbox_info"])
+            with self._alignment(chunk):
+                raw = self.model(batch["img"], batch["bbox_info"])
             out = decode_outputs(raw, self.representation, self.body_model, batch, self.switches,
                                  self.keypoint_set, stage="inference")
             if self.refit:
@@ -144,6 +149,18 @@ class DemoModel:
                 results.append(self._person(item, rot[i], aa[i], betas[i],
                                             {k: v[i] for k, v in arrays.items()}))
         return results
+
+    def _alignment(self, items: Sequence[CropInput]):
+        """A context in which the model's landmark features align crops by the items' ``align_vector`` (when
+        every item has one and the backbone is an aligning landmark network), else a no-op."""
+        features = getattr(getattr(self.model, "backbone", None), "model", None)
+        if not getattr(features, "align", False) or not hasattr(features, "aligned_by") or any(
+                item.align_vector is None for item in items):
+            return contextlib.nullcontext()
+        # the crop is an axis-aligned scaling of the (mirrored) image: directions carry over, x flips with a mirror
+        vectors = np.array([[-v[0] if item.mirror else v[0], v[1]]
+                            for item, v in ((it, np.asarray(it.align_vector, np.float64)) for it in items)])
+        return features.aligned_by(torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
 
     def _person(self, item: CropInput, rot: np.ndarray, aa: np.ndarray, betas: np.ndarray,
                 arrays: dict) -> PersonPrediction:

@@ -33,7 +33,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from hmr.demo.boxes import BBOX_EXPAND, Detection, center_scale, whole_image_box
+from hmr.demo.boxes import BBOX_EXPAND, Detection, alignment_vector, center_scale, whole_image_box
 from hmr.demo.checks import image_problem, prediction_problem, split_outside
 from hmr.demo.detection_file import DetectionFile
 from hmr.demo.detectors import Detector, build_detector, gives_keypoints
@@ -135,7 +135,8 @@ class DemoRunner:
             center, scale = center_scale(det.bbox, self.expand)
             side = det.side or self.opts.hand or self.model.side
             mirror = self.model.kind == "hand" and side != self.model.side
-            crops.append(CropInput(frame.image, center, scale, focal, mirror))
+            vector = alignment_vector(det) if self.opts.align_from_keypoints else None
+            crops.append(CropInput(frame.image, center, scale, focal, mirror, vector))
         return crops
 
     # -- main loop ---------------------------------------------------------------------------------------

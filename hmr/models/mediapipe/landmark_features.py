@@ -23,9 +23,10 @@ rotated back into the crop's frame. On the synthetic test crops this lowers the 
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +84,7 @@ class MediaPipeLandmarkFeatures(nn.Module):
         super().__init__()
         self.align = align
         self.align_with_top = True
+        self._given_vectors: Optional[Tensor] = None
         if name not in ENCODERS:
             raise KeyError(f"unknown MediaPipe network {name!r}; known: {', '.join(ENCODERS)}")
         self.name = name
@@ -122,6 +124,20 @@ class MediaPipeLandmarkFeatures(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.trainable_part(self._split(x, trained_alignment=self.align_with_top))
 
+    @contextmanager
+    def aligned_by(self, vectors: Tensor) -> Iterator[None]:
+        """Within the block, :meth:`forward` rotates crop ``b`` so that ``vectors[b]`` (crop axes: x right, y
+        down) points up, instead of running its alignment pass: MediaPipe's tracking, where the landmarks a
+        keypoint detector already found on the frame (e.g. hip centre -> shoulder centre) give the rotation.
+        Saves one of the two network passes per crop."""
+        if vectors.ndim != 2 or vectors.shape[1] != 2:
+            raise ValueError(f"alignment vectors must be (B, 2), got {tuple(vectors.shape)}")
+        self._given_vectors = vectors
+        try:
+            yield
+        finally:
+            self._given_vectors = None
+
     def frozen_part(self, x: Tensor) -> Tensor:
         """What the frozen network computes for crops ``x``: the features themselves without ``train_from``, else
         ``(B, C*H*W + 4)`` = the tensor at ``train_from`` of the (aligned) pass, flattened, and the 2x2 alignment
@@ -138,9 +154,14 @@ class MediaPipeLandmarkFeatures(nn.Module):
         x = x * self.input_scale + self.input_shift
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.top is None):
             rotation = torch.eye(2, dtype=x.dtype, device=x.device).expand(len(x), 2, 2)
-            if self.align:
+            if self.align and self._given_vectors is not None:
+                if len(self._given_vectors) != len(x):
+                    raise ValueError(f"{len(self._given_vectors)} alignment vectors for {len(x)} crops")
+                rotation = self._rotation_towards(self._given_vectors.to(x))
+            elif self.align:
                 image, _, _ = self._decode(self._first_pass(x, trained_alignment))
                 rotation = self._alignment(image[..., :2])
+            if self.align:
                 grid = F.affine_grid(torch.cat([rotation, rotation.new_zeros(len(x), 2, 1)], dim=2), list(x.shape),
                                      align_corners=False)
                 x = F.grid_sample(x, grid, align_corners=False, padding_mode="border")
@@ -194,7 +215,12 @@ class MediaPipeLandmarkFeatures(nn.Module):
     def _alignment(self, xy: Tensor) -> Tensor:
         """``(B, 2, 2)`` rotations (image axes: x right, y down) that turn the up direction into the alignment
         vector of landmarks ``xy`` (B, L, 2); a crop sampled through them shows that vector pointing up."""
-        vector = xy[:, list(self.outputs.align_end)].mean(1) - xy[:, list(self.outputs.align_start)].mean(1)
+        return self._rotation_towards(xy[:, list(self.outputs.align_end)].mean(1)
+                                      - xy[:, list(self.outputs.align_start)].mean(1))
+
+    @staticmethod
+    def _rotation_towards(vector: Tensor) -> Tensor:
+        """``(B, 2, 2)`` rotations that turn the up direction into ``vector`` (B, 2)."""
         angle = torch.atan2(vector[:, 0], -vector[:, 1])
         cos, sin = torch.cos(angle), torch.sin(angle)
         return torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
