@@ -248,3 +248,21 @@ def test_hand_tracking_follows_a_moving_hand():
         assert found[0].source == ("hands" if shift == 0 else "hands (tracked)")
     steps = np.diff(np.array(wrists), axis=0)
     np.testing.assert_allclose(steps, [[6, 0], [6, 0]], atol=1.5)
+
+
+def test_bench_real_photos_speed_part_runs_on_a_tiny_video(ckpts, tmp_path, capsys):
+    """tools/bench_real_photos.py --parts speed end to end: the three video modes, frames/s and the ratio line."""
+    import importlib.util
+
+    from test_demo_helpers import REPO
+    spec = importlib.util.spec_from_file_location("bench_real_photos", REPO / "tools" / "bench_real_photos.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "bench"
+    assert tool.main(["--checkpoint", str(ckpts["body"]), "--parts", "speed", "--frames", "3", "--threads", "1",
+                      "--out", str(out)]) == 0
+    speed = json.loads((out / "report.json").read_text())["speed"]
+    assert set(speed) == {"tracking", "tracking, own alignment pass", "detector every frame"}
+    assert all(row["frames"] == 3 and row["fps"] > 0 for row in speed.values())
+    assert "keypoint alignment vs the regressor's own alignment pass" in capsys.readouterr().out
+    assert tool.main(["--checkpoint", str(ckpts["hand"]), "--parts", "speed", "--out", str(out)]) == 2

@@ -76,12 +76,17 @@ def print_photos(rows) -> None:
 def print_speed(rows, threads) -> None:
     print(f"\n3. speed, 640x480 single-person video, {threads} torch thread(s), medians (shared machine: noisy)")
     for mode, row in rows.items():
-        print(f"   {mode:<21} detection+keypoints {row['detection_s']:.3f} s + regression {row['regression_s']:.3f} s"
+        print(f"   {mode:<28} detection+keypoints {row['detection_s']:.3f} s + regression {row['regression_s']:.3f} s"
               f" = {row['fps']:.1f} frames/s [goal >= {GOALS['fps']:.0f}: {_mark(row['fps'] >= GOALS['fps'])}, "
               f"stretch {GOALS['fps_stretch']:.0f}: {_mark(row['fps'] >= GOALS['fps_stretch'])}]; fit "
               f"{row['fit_s_first_frame']:.3f} s first frame, {row['fit_s_later_frames']:.3f} s later frames "
               f"[goal <= {GOALS['fit_s']}: {_mark((row['fit_s_later_frames'] or 1e9) <= GOALS['fit_s'])}]; "
               f"person in {row['frames_with_person']}/{row['frames']} frames")
+    base, fast = rows.get("tracking, own alignment pass"), rows.get("tracking")
+    if base and fast and base["fps"] and fast["fps"]:
+        print(f"   keypoint alignment vs the regressor's own alignment pass (baseline, same run): "
+              f"{fast['fps'] / base['fps']:.2f}x frames/s, regression {fast['regression_s']:.3f} vs "
+              f"{base['regression_s']:.3f} s")
 
 
 def main(argv=None) -> int:

@@ -160,14 +160,17 @@ def _median(values: List[float]) -> Optional[float]:
 
 def video_speed(model: DemoModel, out: Path, frames: int = 30) -> Dict[str, Dict]:
     """Median per-frame seconds of detection + keypoints, regression and fitting on a 640x480 single-person video,
-    tracking on (MediaPipe's video mode) and off (the person detector on every frame)."""
+    tracking on (MediaPipe's video mode) and off (the person detector on every frame); with tracking also with the
+    regressor's own alignment pass instead of the detected keypoints' alignment (``align_from_keypoints``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     video = make_video(out / "walk_640x480.avi", frames)
     results = {}
-    for mode, track in (("tracking", True), ("detector every frame", False)):
-        opts = DemoOptions(out=out / ("track" if track else "detect"), detector="auto", fit=True, batch_size=1,
-                           track=track, progress=False, meshes=False, side_view=False)
+    for mode, track, keypoint_alignment in (("tracking", True, True), ("tracking, own alignment pass", True, False),
+                                            ("detector every frame", False, True)):
+        tag = ("track" if track else "detect") + ("" if keypoint_alignment else "_own_alignment")
+        opts = DemoOptions(out=out / tag, detector="auto", fit=True, batch_size=1, track=track, progress=False,
+                           meshes=False, side_view=False, align_from_keypoints=keypoint_alignment)
         report = run_demo(model, video, opts)
         det = [f["seconds"]["detection"] for f in report.frames]
         reg = [f["seconds"]["regression"] for f in report.frames]
@@ -181,5 +184,5 @@ def video_speed(model: DemoModel, out: Path, frames: int = 30) -> Dict[str, Dict
             "fit_s_first_frame": _median(first), "fit_s_later_frames": _median(fit[1:]),
             "fit_statuses": sorted({p["fit"]["status"] for f in report.frames for p in f.get("people", [])}),
         }
-        (out / f"speed_{'track' if track else 'detect'}.json").write_text(json.dumps(results[mode], indent=1))
+        (out / f"speed_{tag}.json").write_text(json.dumps(results[mode], indent=1))
     return results
