@@ -52,7 +52,7 @@ def test_the_key_follows_data_encoder_and_subset_but_not_the_head():
     head = load_config("configs/body_cpu.yaml", ["model.hidden=64", "representation.name=6d", "train.lr=1.0"])
     assert feature_store.cache_key(head, "train", 100, 0) == key
     for overrides in (["model.input_size=[128, 128]"], ["data.crop_size=[128, 128]"],
-                      ["model.landmarks.train_from=t257"], ["model.landmarks.train_from=null"]):
+                      ["model.landmarks.train_from=t300"], ["model.landmarks.train_from=null"]):
         assert feature_store.cache_key(load_config("configs/body_cpu.yaml", overrides), "train", 100, 0) != key
     assert feature_store.cache_key(cfg, "train", 100, 1) != key
     json.dumps(key)  # plain JSON
