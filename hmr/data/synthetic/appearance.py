@@ -149,8 +149,8 @@ def random_light(rng: np.random.Generator) -> Light:
                  shininess=float(rng.uniform(8, 64)))
 
 
-# SMPL-24 joints whose skinned vertices get each material (a vertex takes the joint with the largest weight).
-_SKIN_JOINTS = (12, 15, 20, 21, 22, 23)  # neck, head, wrists, hands
+# SMPL-24 joints whose skinned vertices get each material (a vertex takes the joint with the largest weight; the
+# others - neck, head, wrists, hands - are skin).
 _SHIRT_JOINTS = (3, 6, 9, 13, 14, 16, 17)  # spine, collars, upper arms
 _FOREARM_JOINTS = (18, 19)
 _PANTS_JOINTS = (0, 1, 2)  # pelvis, thighs
@@ -178,7 +178,8 @@ def body_regions(rest_vertices: np.ndarray, dominant_joint: np.ndarray) -> np.nd
     nose = v[head][np.argmax(v[head, 2])]
     x, y, z = v[:, 0] - nose[0], v[:, 1] - nose[1], v[:, 2] - nose[2]
     front = head & (z > -0.05)
-    hair = head & (((y > 0.075) & (z < -0.02)) | (y > 0.095) | ((y > 0.03) & (z < -0.085)) | ((z < -0.115) & (y > -0.045)))
+    hair = head & (((y > 0.075) & (z < -0.02)) | (y > 0.095) | ((y > 0.03) & (z < -0.085))
+                   | ((z < -0.115) & (y > -0.045)))
     eyes = front & (np.abs(np.abs(x) - 0.033) < 0.013) & (np.abs(y - 0.034) < 0.008)
     brows = front & (np.abs(np.abs(x) - 0.035) < 0.02) & (np.abs(y - 0.056) < 0.005)
     lips = front & (np.abs(x) < 0.022) & (np.abs(y + 0.036) < 0.007)
