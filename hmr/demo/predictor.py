@@ -158,8 +158,8 @@ class DemoModel:
                 item.align_vector is None for item in items):
             return contextlib.nullcontext()
         # the crop is an axis-aligned scaling of the (mirrored) image: directions carry over, x flips with a mirror
-        vectors = np.array([[-v[0] if item.mirror else v[0], v[1]]
-                            for item, v in ((it, np.asarray(it.align_vector, np.float64)) for it in items)])
+        vectors = np.array([np.asarray(item.align_vector, np.float64) for item in items])
+        vectors[[item.mirror for item in items], 0] *= -1.0
         return features.aligned_by(torch.as_tensor(vectors, dtype=torch.float32, device=self.device))
 
     def _person(self, item: CropInput, rot: np.ndarray, aa: np.ndarray, betas: np.ndarray,

@@ -154,14 +154,14 @@ class MediaPipeLandmarkFeatures(nn.Module):
         x = x * self.input_scale + self.input_shift
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.top is None):
             rotation = torch.eye(2, dtype=x.dtype, device=x.device).expand(len(x), 2, 2)
-            if self.align and self._given_vectors is not None:
-                if len(self._given_vectors) != len(x):
-                    raise ValueError(f"{len(self._given_vectors)} alignment vectors for {len(x)} crops")
-                rotation = self._rotation_towards(self._given_vectors.to(x))
-            elif self.align:
-                image, _, _ = self._decode(self._first_pass(x, trained_alignment))
-                rotation = self._alignment(image[..., :2])
             if self.align:
+                if self._given_vectors is not None:
+                    if len(self._given_vectors) != len(x):
+                        raise ValueError(f"{len(self._given_vectors)} alignment vectors for {len(x)} crops")
+                    rotation = self._rotation_towards(self._given_vectors.to(x))
+                else:
+                    image, _, _ = self._decode(self._first_pass(x, trained_alignment))
+                    rotation = self._alignment(image[..., :2])
                 grid = F.affine_grid(torch.cat([rotation, rotation.new_zeros(len(x), 2, 1)], dim=2), list(x.shape),
                                      align_corners=False)
                 x = F.grid_sample(x, grid, align_corners=False, padding_mode="border")
