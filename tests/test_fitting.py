@@ -309,3 +309,24 @@ def test_benchmark_on_a_rendered_synthetic_set(rendered_bodies, smpl):
     gt = report["conditions"]["gt"]
     assert gt["after"]["mpjpe_mm"] < report["before"]["mpjpe_mm"] and "synth_body_test" in report["protocol"]
     assert math.isfinite(gt["seconds_per_person_frame"])
+
+
+def test_a_fit_that_misses_the_keypoints_falls_back(smpl):
+    """Keypoints no body can match (scattered over twice the person's extent) leave the fit far from them:
+    status ``missed_keypoints``, the anchor's parameters kept; the same fit with the check off is kept."""
+    gt, init, kp = _setup(smpl, "spin24", n=2)
+    gen = torch.Generator().manual_seed(5)
+    centre, extent = kp[1].mean(0), (kp[1].amax(0) - kp[1].amin(0)).max()
+    kp = kp.clone()
+    kp[1] = centre + (torch.rand(kp[1].shape, generator=gen) - 0.5) * 2.0 * extent
+    ones = torch.ones(kp.shape[:2])
+    cfg = FitConfig(iterations=20)
+    result = fit_to_keypoints(smpl, init, kp, ones, K_CAM, "spin24", cfg)
+    assert result.status == ("ok", "missed_keypoints")
+    assert result.fell_back.tolist() == [False, True]
+    torch.testing.assert_close(result.params.rotmats[1], init.rotmats[1])
+    assert float(result.error_box_after[1]) > cfg.max_error_after > float(result.error_box_after[0])
+    kept = fit_to_keypoints(smpl, init, kp, ones, K_CAM, "spin24", replace(cfg, max_error_after=0.0))
+    assert kept.status == ("ok", "ok")
+    with pytest.raises(ValueError, match="max_error_after"):
+        FitConfig(max_error_after=-1.0)

@@ -80,3 +80,28 @@ def test_decode_outputs_blend_and_final_weight():
     cfg = {"representation": {"anneal": {"kind": "linear", "start": 0.5, "end": 1.0}}, "train": {"steps": 10}}
     assert final_fk_blend(cfg) == 0.8
     assert final_fk_blend({"representation": {}, "train": {"steps": 10}}) == 0.0
+
+
+@pytest.mark.parametrize("model_name, keypoint_set", [("open-smpl", "spin24"), ("open-mano-right", "freihand21")])
+def test_decode_outputs_keypoint_model_matches_the_skinned_mesh(model_name, keypoint_set):
+    """The trainer's vertex-free path (KeypointModel) gives the mesh path's keypoints and projections, also for
+    raw (non-orthogonal) PRoM matrices and betas, and their gradients."""
+    import hmr.body
+    from hmr.fitting.keypoint_model import KeypointModel
+    body = hmr.body.load(model_name)
+    rep = get("prom")
+    gen = torch.Generator().manual_seed(3)
+    params = (torch.eye(3).reshape(1, 1, 9) + 0.4 * torch.randn(3, body.num_joints, 9, generator=gen))
+    out = {"pose_params": params.requires_grad_(), "betas": torch.randn(3, 10, generator=gen),
+           "cam": torch.tensor([[0.9, 0.05, -0.1]] * 3)}
+    batch = {"center": torch.full((3, 2), 120.0), "scale": torch.full((3,), 1.1), "focal": torch.full((3,), 500.0),
+             "img_size": torch.full((3, 2), 240.0)}
+    mesh = decode_outputs(out, rep, body, batch, OrthoSwitches(), keypoint_set, "train")
+    fast = decode_outputs(out, rep, body, batch, OrthoSwitches(), keypoint_set, "train",
+                          keypoint_model=KeypointModel(body, keypoint_set))
+    assert "vertices" in mesh and "vertices" not in fast
+    for key in ("keypoints_3d", "keypoints_3d_cam", "keypoints_2d", "transl", "rotmats_loss"):
+        assert torch.allclose(fast[key], mesh[key], atol=1e-4, rtol=1e-4), key
+    grad_mesh, = torch.autograd.grad(mesh["keypoints_2d"].sum(), params)
+    grad_fast, = torch.autograd.grad(fast["keypoints_2d"].sum(), params)
+    assert torch.allclose(grad_fast, grad_mesh, atol=1e-3, rtol=1e-3)

@@ -131,7 +131,7 @@ def test_missing_mediapipe_weights_fail_before_anything_is_built(tmp_path, monke
 
 
 def test_backbone_lr_scale_groups_and_frozen_parameters_left_out():
-    from hmr.engine.trainer import parameter_groups
+    from hmr.engine.schedule import parameter_groups
 
     model = build_regressor({"backbone": "efficientnet_lite0", "pretrained": True, "input_size": [64, 64],
                              "pooling": "flatten"}, 16, 9)

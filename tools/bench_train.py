@@ -2,6 +2,10 @@
 """Training-step time per rotation representation, interleaved in one run, as ratios to a baseline.
 
     python tools/bench_train.py [--config configs/body_cpu.yaml] [--reps prom 6d svd9d] [--repeats 10]
+    python tools/bench_train.py --reps prom --baseline prom --decode mesh keypoints   # the trainer's two decode paths
+
+Each step runs the whole network on random images (no feature cache); ``--decode keypoints`` times the path the
+trainer takes without a vertex loss (keypoints straight from pose and shape, no mesh skinned).
 """
 import argparse
 import json
@@ -10,7 +14,7 @@ import sys
 import torch
 
 from hmr.config import load_config
-from hmr.engine.bench import time_train_steps
+from hmr.engine.bench import DECODE_PATHS, time_train_steps
 
 
 def main(argv=None) -> int:
@@ -20,6 +24,8 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default="6d", help="representation the ratios are relative to")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--decode", nargs="+", default=["mesh"], choices=sorted(DECODE_PATHS),
+                        help="decode paths to time (ratios are against the baseline's mesh path)")
     parser.add_argument("--json", help="also write the numbers here")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -27,7 +33,9 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.baseline not in args.reps:
         args.reps.append(args.baseline)
-    result = time_train_steps(cfg, args.reps, args.repeats)
+    if "mesh" not in args.decode:   # the baseline is always the mesh path
+        args.decode.insert(0, "mesh")
+    result = time_train_steps(cfg, args.reps, args.repeats, decode_paths=args.decode)
     base = result[args.baseline]["median_s"]
     print(f"training step, {cfg.model.backbone} {cfg.model.input_size}, batch {cfg.train.batch_size}, "
           f"{cfg.body_model.name}, {args.threads} thread(s), median of {args.repeats} interleaved steps")

@@ -50,6 +50,8 @@ def demo_fit_config(kind: str, tracked: bool = False, **overrides) -> FitConfig:
 STATUS_TEXT = {
     "diverged": "fit diverged (non-finite values): the regressor's mesh is kept",
     "too_few_keypoints": "too few confident keypoints to fit: the regressor's mesh is kept",
+    "missed_keypoints": "the fit did not reach the keypoints (FitConfig.max_error_after): the regressor's mesh "
+                        "is kept",
     "bad_start": "the regressor's prediction is unusable as a start (non-finite or behind the camera): not fitted",
     "no_keypoints": "the boxes came without keypoints (use --detector blazepose/hands, auto, or a detections "
                     "file with keypoints): not fitted",

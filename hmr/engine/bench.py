@@ -46,27 +46,41 @@ def core_loss(pred, batch, root_joints) -> torch.Tensor:
                                      batch["scale"] * 200))
 
 
+DECODE_PATHS = {"mesh": "keypoints read from the skinned mesh",
+                "keypoints": "keypoints straight from pose and shape (KeypointModel, the trainer's path without a "
+                             "vertex loss)"}
+
+
 def time_train_steps(cfg: Mapping[str, Any], representations: Sequence[str], repeats: int = 10,
-                     warmup: int = 2) -> Dict[str, Dict[str, float]]:
-    """Median seconds per full training step (forward, losses, backward, Adam) for each representation."""
+                     warmup: int = 2, decode_paths: Sequence[str] = ("mesh",)) -> Dict[str, Dict[str, float]]:
+    """Median seconds per full training step (forward, losses, backward, Adam) for each representation and
+    decode path (:data:`DECODE_PATHS`); keys ``<representation>`` for the mesh path, else
+    ``<representation>/<path>``."""
+    from hmr.fitting.keypoint_model import KeypointModel
     setups = {}
     for name in representations:
         run_cfg = Config(merge(cfg, {"representation": {"name": name, "options": {}}}))
         body_model = build_body_model(run_cfg)
         rep = build_representation(run_cfg)
-        torch.manual_seed(0)
-        model = build_model(run_cfg, body_model, rep)
         kp_set, root = keypoint_settings(run_cfg, body_model)
         batch = random_batch(body_model, int(run_cfg["train"]["batch_size"]), run_cfg["model"]["input_size"], kp_set)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        setups[name] = (body_model, rep, model, kp_set, root, batch, opt,
-                        OrthoSwitches.from_config(run_cfg["representation"]))
-    times: Dict[str, list] = {n: [] for n in representations}
+        for path in decode_paths:
+            if path not in DECODE_PATHS:
+                raise ValueError(f"unknown decode path {path!r}; expected one of {sorted(DECODE_PATHS)}")
+            torch.manual_seed(0)
+            model = build_model(run_cfg, body_model, rep)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            keypoint_model = KeypointModel(body_model, kp_set) if path == "keypoints" else None
+            label = name if path == "mesh" else f"{name}/{path}"
+            setups[label] = (body_model, rep, model, kp_set, root, batch, opt,
+                             OrthoSwitches.from_config(run_cfg["representation"]), keypoint_model)
+    times: Dict[str, list] = {n: [] for n in setups}
     for i in range(warmup + repeats):
-        for name, (body_model, rep, model, kp_set, root, batch, opt, switches) in setups.items():
+        for name, (body_model, rep, model, kp_set, root, batch, opt, switches, keypoint_model) in setups.items():
             start = time.perf_counter()
             out = model(batch["img"], batch["bbox_info"])
-            pred = decode_outputs(out, rep, body_model, batch, switches, kp_set, "train")
+            pred = decode_outputs(out, rep, body_model, batch, switches, kp_set, "train",
+                                  keypoint_model=keypoint_model)
             loss = core_loss(pred, batch, root)
             opt.zero_grad()
             loss.backward()

@@ -144,10 +144,12 @@ def blended_matrices(representation, pose_params: Tensor, mapping: str, weight: 
 
 def decode_outputs(out: Mapping[str, Tensor], representation, body_model, batch: Mapping[str, Tensor],
                    switches: OrthoSwitches, keypoint_set: str, stage: str,
-                   blend: Optional[Mapping[str, float]] = None) -> Dict[str, Tensor]:
+                   blend: Optional[Mapping[str, float]] = None, keypoint_model=None) -> Dict[str, Tensor]:
     """Build everything the losses (``stage="train"``) or the metrics and exports (``stage="inference"``) need
     from the regressor outputs. ``blend`` ({consumer: w}, train stage only) applies projection annealing
-    (see :class:`Annealing`).
+    (see :class:`Annealing`). ``keypoint_model`` (a :class:`hmr.fitting.keypoint_model.KeypointModel` of
+    ``keypoint_set``): the keypoints come from it without skinning the mesh (same values), and ``vertices`` /
+    ``joints`` are left out — for training steps whose losses need no vertex.
 
     Keys: ``pose_params``, ``betas``, ``cam``, ``rotmats`` (what FK used), ``rotmats_loss`` (train stage),
     ``vertices``, ``joints``, ``keypoints_3d`` (model origin), ``transl``, ``K``, ``keypoints_2d`` (pixels, full frame).
@@ -157,7 +159,11 @@ def decode_outputs(out: Mapping[str, Tensor], representation, body_model, batch:
     mapping = switches.forward_kinematics if stage == "train" else switches.inference
     rotmats = blended_matrices(representation, pose_params, mapping, blend.get("forward_kinematics", 0.0))
     camera = full_frame_camera(cam, batch)
-    body = body_forward(body_model, rotmats, betas, camera["transl"], {"keypoints_3d": keypoint_set})
+    if keypoint_model is None:
+        body = body_forward(body_model, rotmats, betas, camera["transl"], {"keypoints_3d": keypoint_set})
+    else:
+        keypoints = keypoint_model(rotmats, betas)
+        body = {"keypoints_3d": keypoints, "keypoints_3d_cam": keypoints + camera["transl"][:, None, :]}
     result = {
         "pose_params": pose_params, "betas": betas, "cam": cam, "rotmats": rotmats,
         "transl": camera["transl"], "K": camera["K"], **body,

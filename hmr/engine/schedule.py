@@ -1,4 +1,5 @@
-"""Learning-rate schedules: linear warm-up followed by constant, step or cosine decay (config ``train.schedule``)."""
+"""Learning-rate schedules: linear warm-up followed by constant, step or cosine decay (config ``train.schedule``),
+and the optimizer's parameter groups (pretrained encoder at a scaled learning rate)."""
 from __future__ import annotations
 
 import math
@@ -70,3 +71,15 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], to
     lr_factor(0, total_steps, kind, warmup, milestones, gamma, min_factor)  # validate eagerly
     return StepSchedule(optimizer, lambda step: lr_factor(step, total_steps, kind, warmup, milestones, gamma,
                                                           min_factor))
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, backbone_scale: float) -> List[Dict[str, Any]]:
+    """Optimizer groups: the pretrained encoder (``model.backbone.model``) at ``lr * backbone_scale`` (a
+    pretrained encoder is usually fine-tuned gently), everything else (heads, read-outs) at ``lr``. Frozen
+    parameters are left out."""
+    encoder = getattr(getattr(model, "backbone", None), "model", None)
+    encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) in encoder_ids],
+               "lr": lr * backbone_scale},
+              {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids], "lr": lr}]
+    return [g for g in groups if g["params"]]

@@ -5,7 +5,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -26,8 +26,9 @@ from hmr.engine.gap import training_log_stats
 from hmr.engine.keypoint_terms import LandmarkTerm, heatmap_term
 from hmr.engine.run_folder import check_new_run, remove_stale_temp_files
 from hmr.engine.sampler import ResumableBatchSampler, SeededDataset
-from hmr.engine.schedule import build_scheduler
+from hmr.engine.schedule import build_scheduler, parameter_groups
 from hmr.engine.settings import check_train_settings
+from hmr.fitting.keypoint_model import KeypointModel
 from hmr.rotations import matrix_stats, summarize_stats
 from hmr.utils.io import write_json, write_text
 
@@ -68,12 +69,16 @@ class Trainer:
         if tcfg.get("deterministic", False):
             torch.use_deterministic_algorithms(True, warn_only=True)
 
-        self.body_model = build_body_model(cfg).to(self.device)
+        body_model = build_body_model(cfg)
         self.representation = build_representation(cfg)
         self.switches = OrthoSwitches.from_config(cfg.representation)
         self.annealing = Annealing.from_config(cfg.representation.get("anneal"))
-        self.keypoint_set, self.root_joints = keypoint_settings(cfg, self.body_model)
+        self.keypoint_set, self.root_joints = keypoint_settings(cfg, body_model)
         self.weights = losses.LossWeights.from_config(cfg.get("loss"))
+        # without a vertex loss the losses read keypoints only: no mesh is skinned (same values, ~4x faster)
+        self.keypoint_model = (None if self.weights.vertices
+                               else KeypointModel(body_model, self.keypoint_set).to(self.device))
+        self.body_model = body_model.to(self.device)
         self.model = build_model(cfg, self.body_model, self.representation).to(self.device)
         if self.weights.heatmap and self.model.heatmap_head is None:
             raise ValueError("loss.heatmap > 0 needs a heatmap head: set model.heatmaps.enabled=true "
@@ -194,7 +199,8 @@ class Trainer:
         out = {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
         pred = decode_outputs(out, self.representation, self.body_model, batch, self.switches,
                               self.keypoint_set, stage="train",
-                              blend=self.annealing.blend(self.step, self.total_steps))
+                              blend=self.annealing.blend(self.step, self.total_steps),
+                              keypoint_model=self.keypoint_model)
         w, terms = self.weights, {}
         if w.rotation:
             terms["rotation"] = losses.rotation_loss(pred["rotmats_loss"], batch["pose"], batch["has_pose"])
@@ -382,14 +388,3 @@ class Trainer:
                          f"train_seconds={self.train_seconds:.2f}\n")
         return {k: result[k] for k in ("metrics", "metric_samples", "refused")}
 
-
-def parameter_groups(model: torch.nn.Module, lr: float, backbone_scale: float) -> List[Dict[str, Any]]:
-    """Optimizer groups: the pretrained encoder (``model.backbone.model``) at ``lr * backbone_scale`` (a
-    pretrained encoder is usually fine-tuned gently), everything else (heads, read-outs) at ``lr``. Frozen
-    parameters are left out."""
-    encoder = getattr(getattr(model, "backbone", None), "model", None)
-    encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) in encoder_ids],
-               "lr": lr * backbone_scale},
-              {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids], "lr": lr}]
-    return [g for g in groups if g["params"]]

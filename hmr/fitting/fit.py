@@ -41,7 +41,7 @@ from hmr.fitting.pose_prior import right_jacobian_inverse, synthetic_pose_gmm
 from hmr.rotations import matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
-OK, DIVERGED, TOO_FEW, BAD_START = "ok", "diverged", "too_few_keypoints", "bad_start"
+OK, DIVERGED, TOO_FEW, BAD_START, MISSED = "ok", "diverged", "too_few_keypoints", "bad_start", "missed_keypoints"
 
 
 @dataclass
@@ -51,7 +51,8 @@ class FitResult:
     ``vertices`` (B, V, 3), ``joints`` (B, J, 3), ``keypoints_3d`` (B, K, 3) camera frame; ``keypoints_2d``
     (B, K, 2) pixels; ``error_px_*`` mean distance to the used keypoints (pixels), ``error_box_*`` the same in
     units of ``box_size`` (B,); ``status`` per person: ``ok``, ``diverged``, ``too_few_keypoints``,
-    ``bad_start``; ``swapped``: the person's left/right keypoint labels were swapped to match the start
+    ``bad_start``, ``missed_keypoints`` (the fit ended farther than ``FitConfig.max_error_after`` of the box from
+    the keypoints: it did not find them, e.g. keypoints of a pose or person the start cannot reach); ``swapped``: the person's left/right keypoint labels were swapped to match the start
     (:func:`left_right_check`); ``seconds`` wall time of the whole call."""
 
     params: FitParams
@@ -277,8 +278,14 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
                        torch.nan_to_num(keypoints, nan=0.0, posinf=0.0, neginf=0.0), weights, box, K, prior)
     problem.optimise()
 
+    missed = torch.zeros(B, dtype=torch.bool, device=opts["device"])
+    if config.max_error_after > 0:
+        with torch.no_grad():
+            best_px = project(model(problem.best.rotmats, problem.best.betas) + problem.best.transl[:, None], K)
+        missed = keypoint_error(best_px, keypoints, used) / box > config.max_error_after
     status = tuple(BAD_START if bool(bad_start[b] or bad_anchor[b]) else TOO_FEW if bool(too_few[b])
-                   else DIVERGED if bool(problem.diverged[b]) else OK for b in range(B))
+                   else DIVERGED if bool(problem.diverged[b]) else MISSED if bool(missed[b]) else OK
+                   for b in range(B))
     fell_back = torch.tensor([st != OK for st in status], dtype=torch.bool, device=opts["device"])
     params = problem.best.where(~fell_back, anchor)
     with torch.no_grad():

@@ -39,6 +39,8 @@ class FitConfig:
     min_confidence: float = 0.1     # keypoints below this confidence are ignored
     min_keypoints: int = 4          # fewer usable keypoints: the person is not fitted (falls back)
     swap_ratio: float = 0.7         # swap left/right labels when that cuts the start's 2D energy below this share
+    max_error_after: float = 0.2    # a fit whose keypoints stay farther than this (mean, fraction of the box side)
+                                    # missed them and falls back (fits that succeed end at ~0.02-0.05; 0: never)
     w_reprojection: float = 1.0
     w_anchor_orient: float = 0.02
     w_anchor_pose: float = 0.02
@@ -60,6 +62,8 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.camera_iterations < 0:
             raise ValueError("iterations must be >= 0")
+        if self.max_error_after < 0:
+            raise ValueError(f"max_error_after must be >= 0 (0: never), got {self.max_error_after}")
         if self.sigma <= 0:
             raise ValueError(f"sigma must be > 0 (fraction of the box side), got {self.sigma}")
         for name, value in vars(self).items():
