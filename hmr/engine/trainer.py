@@ -75,7 +75,7 @@ class Trainer:
         self.annealing = Annealing.from_config(cfg.representation.get("anneal"))
         self.keypoint_set, self.root_joints = keypoint_settings(cfg, body_model)
         self.weights = losses.LossWeights.from_config(cfg.get("loss"))
-        # without a vertex loss the losses read keypoints only: no mesh is skinned (same values, ~4x faster)
+        # without a vertex loss the losses read keypoints only: no mesh is skinned (same values; docs/cpu_training.md)
         self.keypoint_model = (None if self.weights.vertices
                                else KeypointModel(body_model, self.keypoint_set).to(self.device))
         self.body_model = body_model.to(self.device)

@@ -52,7 +52,8 @@ class FitResult:
     (B, K, 2) pixels; ``error_px_*`` mean distance to the used keypoints (pixels), ``error_box_*`` the same in
     units of ``box_size`` (B,); ``status`` per person: ``ok``, ``diverged``, ``too_few_keypoints``,
     ``bad_start``, ``missed_keypoints`` (the fit ended farther than ``FitConfig.max_error_after`` of the box from
-    the keypoints: it did not find them, e.g. keypoints of a pose or person the start cannot reach); ``swapped``: the person's left/right keypoint labels were swapped to match the start
+    the keypoints: it did not find them, e.g. keypoints of a pose or person the start cannot reach);
+    ``swapped``: the person's left/right keypoint labels were swapped to match the start
     (:func:`left_right_check`); ``seconds`` wall time of the whole call."""
 
     params: FitParams
