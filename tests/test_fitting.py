@@ -14,7 +14,7 @@ from hmr.data.synthetic.pose_prior import BodyPosePrior, HandPosePrior
 from hmr.fitting import (FitConfig, FitParams, KeypointModel, fit_gt_ceiling, fit_sequence, fit_to_keypoints,
                          project_keypoints, synthetic_pose_gmm)
 from hmr.fitting.bench import corrupt_keypoints, load_synthetic_labels, perturb, run_benchmark
-from hmr.fitting.objective import geman_mcclure, so3_exp
+from hmr.fitting.objective import frame_bounds, geman_mcclure, outside_frame, so3_exp
 from hmr.fitting.pose_prior import fit_gmm, right_jacobian_inverse
 from hmr.rotations import axis_angle_to_matrix
 
@@ -68,6 +68,36 @@ def test_geman_mcclure_gradient_matches_finite_differences():
     torch.testing.assert_close(grad, closed)
     torch.testing.assert_close(grad, fd, atol=1e-5, rtol=1e-4)
     assert float(rho.detach().max()) < 1.0 and float(rho.detach()[0]) == 0.0
+
+
+def test_truncation_bounds_and_term_against_hand_values_and_finite_differences():
+    """Only weightless, finite keypoints beyond the frame get a bound (on the side they left it); the term is the
+    squared distance inside that bound in box sides, averaged over the keypoints, with the matching gradient."""
+    nan = float("nan")
+    kp = torch.tensor([[[50.0, 50.0], [60.0, 130.0], [-8.0, 40.0], [120.0, 50.0], [nan, nan], [130.0, -5.0]]],
+                      dtype=torch.float64)
+    weights = torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    lower, upper = frame_bounds(kp, weights, torch.tensor([0.0, 0.0, 100.0, 100.0]))
+    inf = float("inf")
+    assert lower.tolist() == [[[-inf, -inf], [-inf, 100.0], [-inf, -inf], [-inf, -inf], [-inf, -inf], [100.0, -inf]]]
+    assert upper.tolist() == [[[inf, inf], [inf, inf], [0.0, inf], [inf, inf], [inf, inf], [inf, 0.0]]]
+    pixels = torch.tensor([[[10.0, 10.0], [60.0, 80.0], [5.0, 40.0], [20.0, 20.0], [30.0, 30.0], [90.0, 10.0]]],
+                          dtype=torch.float64, requires_grad=True)
+    box = torch.tensor([50.0], dtype=torch.float64)
+    value = outside_frame(pixels, lower, upper, box)
+    hand = (20.0 ** 2 + 5.0 ** 2 + 10.0 ** 2 + 10.0 ** 2) / 50.0 ** 2 / 6
+    assert float(value.detach()) == pytest.approx(hand)
+    (grad,) = torch.autograd.grad(value.sum(), pixels)
+    eps, fd = 1e-6, torch.zeros_like(grad)
+    for k in range(6):
+        for d in range(2):
+            step = torch.zeros_like(grad)
+            step[0, k, d] = eps
+            fd[0, k, d] = (outside_frame(pixels.detach() + step, lower, upper, box)
+                           - outside_frame(pixels.detach() - step, lower, upper, box)).sum() / (2 * eps)
+    torch.testing.assert_close(grad, fd, atol=1e-9, rtol=1e-6)
+    assert float(outside_frame(torch.tensor([[[50.0, 150.0]]]), lower[:, 1:2].float(), upper[:, 1:2].float(),
+                               box.float())) == 0.0  # beyond its edge: no cost
 
 
 def test_so3_exp_matches_scipy_and_has_a_finite_gradient_at_zero():
@@ -330,3 +360,33 @@ def test_a_fit_that_misses_the_keypoints_falls_back(smpl):
     assert kept.status == ("ok", "ok")
     with pytest.raises(ValueError, match="max_error_after"):
         FitConfig(max_error_after=-1.0)
+
+
+def test_limbs_cut_off_by_the_frame_stay_outside_it(smpl):
+    """A frame that ends between the hips and the knees: the legs' keypoints lie beyond it (weight 0). From a
+    start with the thighs raised towards the camera (knees and ankles inside the picture, where nothing was
+    detected), the truncation term (``w_outside``) moves them out of the frame; without it (the default) they
+    stay in."""
+    gt, _, kp = _setup(smpl, "spin24", n=4)
+    legs = [0, 1, 4, 5]                                                     # spin24 ankles and knees
+    bottom = 0.5 * (kp[:, [2, 3], 1].mean(1) + kp[:, [1, 4], 1].mean(1))   # between hips and knees
+    frame = torch.stack([torch.full_like(bottom, -1e4), torch.full_like(bottom, -1e4), torch.full_like(bottom, 1e4),
+                         bottom], dim=1)
+    confidence = (kp[..., 1] < bottom[:, None]).float()
+    assert confidence[:, legs].sum() == 0
+    raised = gt.rotmats.clone()
+    flex = axis_angle_to_matrix(torch.tensor([-1.8, 0.0, 0.0]))
+    raised[:, 1:3] = raised[:, 1:3] @ flex                                   # SMPL joints 1, 2: the hips
+    start = FitParams(raised, gt.betas, gt.transl)
+    start_px = project_keypoints(smpl, start, K_CAM, "spin24")
+    assert bool((start_px[:, [1, 4], 1] < bottom[:, None]).all())          # the start's knees are in the picture
+    on = fit_to_keypoints(smpl, start, kp, confidence, K_CAM, "spin24", FitConfig(iterations=40, w_outside=10.0),
+                          frame=frame)
+    off = fit_to_keypoints(smpl, start, kp, confidence, K_CAM, "spin24", FitConfig(iterations=40), frame=frame)
+    assert on.status == off.status == ("ok",) * 4
+    box = on.box_size[:, None]
+    inside_off = ((bottom[:, None] - off.keypoints_2d[:, legs, 1]) / box).clamp_min(0)
+    inside_on = ((bottom[:, None] - on.keypoints_2d[:, legs, 1]) / box).clamp_min(0)
+    assert float(inside_off.max()) > 0.1, inside_off
+    assert float(inside_on.max()) < 0.03, inside_on
+    assert float(on.error_box_after.max()) < 0.05        # the detected keypoints are still met

@@ -127,11 +127,12 @@ class DemoFitter:
         return self._keypoint_models[key]
 
     def process(self, detections: Sequence[Detection], people: Sequence[PersonPrediction],
-                previous: Optional[Dict[int, Track]] = None, track_ids: Optional[Sequence[int]] = None
-                ) -> Tuple[List[PersonFit], Dict[int, Track]]:
+                previous: Optional[Dict[int, Track]] = None, track_ids: Optional[Sequence[int]] = None,
+                image_size: Optional[Tuple[int, int]] = None) -> Tuple[List[PersonFit], Dict[int, Track]]:
         """(one :class:`PersonFit` per person, this frame's fits by track id for the next frame). ``previous``:
         the previous frame's (video), keyed by the track ids ``track_ids`` gives this frame's people; None for a
-        still image."""
+        still image. ``image_size`` (height, width): keypoints detected beyond the image keep the fitted
+        keypoints beyond it (the truncation term, ``FitConfig.w_outside``)."""
         out = [PersonFit(p, {"keypoints": keypoints_record(d)} if d.keypoints is not None else {})
                for d, p in zip(detections, people)]
         ids = list(track_ids) if track_ids is not None else list(range(len(people)))
@@ -149,7 +150,7 @@ class DemoFitter:
             groups.setdefault((person.body_model, det.joint_set, match[i] is not None), []).append(i)
         for (name, joint_set, tracked), index in groups.items():
             self._group(out, index, [detections[i] for i in index], name, joint_set,
-                        [previous[match[i]] for i in index] if tracked else None)
+                        [previous[match[i]] for i in index] if tracked else None, image_size)
         fitted = {i: Track(d.bbox, FitParams.from_predictions([f.person]), f.status == "ok")
                   for i, d, f in zip(ids, detections, out)}
         return out, fitted
@@ -160,7 +161,7 @@ class DemoFitter:
             item.record["fit"] = {"status": status, "fell_back": True, "message": STATUS_TEXT[status]}
 
     def _group(self, out: List[PersonFit], index: List[int], dets: List[Detection], name: str, joint_set: str,
-               previous: Optional[List[Track]]) -> None:
+               previous: Optional[List[Track]], image_size: Optional[Tuple[int, int]]) -> None:
         bm, km = self.body_model(name), self._keypoint_model(name, joint_set)
         people = [out[i].person for i in index]
         kp = torch.as_tensor(np.stack([d.keypoints for d in dets]), dtype=torch.float32)
@@ -183,8 +184,10 @@ class DemoFitter:
             fitted = torch.tensor([t.fitted for t in previous])
             start = prev.where(fitted, anchor)
         config = self.tracked_config if previous is not None else self.config
+        frame = None if image_size is None else torch.tensor([0.0, 0.0, float(image_size[1]), float(image_size[0])])
         result = fit_to_keypoints(bm, start, target, conf, K, joint_set, config, anchor=anchor,
-                                  previous=None if previous is None else prev, box_size=box, keypoint_model=km)
+                                  previous=None if previous is None else prev, box_size=box, keypoint_model=km,
+                                  frame=frame)
         finite = torch.isfinite(result.vertices).flatten(1).all(1)
         swapped = getattr(result, "swapped", torch.zeros(len(index), dtype=torch.bool))
         if bool(swapped.any()):  # score both meshes against the labels the fit used

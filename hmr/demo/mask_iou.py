@@ -117,7 +117,7 @@ def synthetic_mask_iou(model: DemoModel, npz_path: Union[str, Path], max_samples
                     statuses.append("no_person")
                     fitted_ious.append(ious[-1])
                     continue
-                fit = fitter.process([found], [person])[0][0]
+                fit = fitter.process([found], [person], image_size=(h, w))[0][0]
                 statuses.append(fit.status or "not_fitted")
                 fitted_ious.append(mask_iou(renderer.render(fit.person.vertices, fit.person.faces,
                                                             fit.person.K).mask, gt_mask))

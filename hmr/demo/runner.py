@@ -257,7 +257,7 @@ class DemoRunner:
         track_ids = state.video_tracks.assign(frame.index, dets) if state.video_tracks else None
         started = time.perf_counter()
         fits, fitted = self.fitter.process(dets, [p for _, _, p in kept], state.tracks if is_video else None,
-                                           track_ids)
+                                           track_ids, image_size=(h, w))
         state.tracks = fitted if is_video else None
         if opts.fit:
             item.record["seconds"]["fit"] = round(time.perf_counter() - started, 4)

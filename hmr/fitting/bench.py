@@ -38,7 +38,8 @@ PROTOCOL_TEXT = {
 @dataclass
 class SyntheticLabels:
     """GT of N samples: parameters (right-hand parameters for hands), intrinsics (N, 3, 3), 2D keypoints
-    (N, K, 2) pixels of ``joint_set`` with ``visible`` (N, K) (in front of the camera and inside the image)."""
+    (N, K, 2) pixels of ``joint_set`` with ``visible`` (N, K) (in front of the camera and inside the image) and
+    each image's ``frame`` (N, 4) = (0, 0, width, height) for the fit's truncation term."""
 
     kind: str
     joint_set: str
@@ -46,6 +47,7 @@ class SyntheticLabels:
     K: Tensor
     keypoints_2d: Tensor
     visible: Tensor
+    frame: Tensor
 
     def __len__(self) -> int:
         return len(self.params)
@@ -62,7 +64,8 @@ def load_synthetic_labels(set_dir: Path, split: str = "test", limit: Optional[in
         data = np.load(npz)
         params = FitParams(t(data["rotmat"]), t(data["shape"]), t(data["transl"]))
         part = t(data["part"])
-        return SyntheticLabels("body", "spin24", params, t(data["K"]), part[..., :2], part[..., 2] > 0)
+        return SyntheticLabels("body", "spin24", params, t(data["K"]), part[..., :2], part[..., 2] > 0,
+                               _frames(t(data["img_size"])))
     prefix = {"train": "training", "val": "validation", "test": "evaluation"}[split]
     if not (set_dir / f"{prefix}_K.json").exists():
         raise FileNotFoundError(f"{set_dir}: neither {npz.name} (body set) nor {prefix}_K.json (hand set) found; "
@@ -76,7 +79,13 @@ def load_synthetic_labels(set_dir: Path, split: str = "test", limit: Optional[in
     uv = uvw[..., :2] / uvw[..., 2:]
     h, w = t(extra["img_size"])[:, 0:1], t(extra["img_size"])[:, 1:2]
     visible = (uvw[..., 2] > 0) & (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
-    return SyntheticLabels("hand", "freihand21", params, K, uv, visible)
+    return SyntheticLabels("hand", "freihand21", params, K, uv, visible, _frames(t(extra["img_size"])))
+
+
+def _frames(img_size: Tensor) -> Tensor:
+    """(N, 4) image frames (0, 0, width, height) from (N, 2) image sizes (height, width)."""
+    zeros = torch.zeros_like(img_size[:, :1])
+    return torch.cat([zeros, zeros, img_size[:, 1:2], img_size[:, 0:1]], dim=1)
 
 
 def perturb(params: FitParams, seed: int, joint_deg: float = 15.0, orient_deg: float = 10.0, betas_std: float = 0.5,
@@ -176,7 +185,8 @@ def run_benchmark(body_model, labels: SyntheticLabels, init: FitParams, config: 
         for start in range(0, len(labels), batch_size):
             sl = slice(start, start + batch_size)
             result = fit_to_keypoints(body_model, init.select(sl), kp[sl], conf[sl], labels.K[sl],
-                                      joint_set, config, box_size=box[sl], keypoint_model=keypoint_model)
+                                      joint_set, config, box_size=box[sl], keypoint_model=keypoint_model,
+                                      frame=labels.frame[sl])
             fitted.append(result.params)
             seconds += result.seconds
             fell_back += int(result.fell_back.sum())

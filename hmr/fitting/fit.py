@@ -35,7 +35,8 @@ from torch import Tensor
 
 from hmr.body.joint_sets import get_joint_set
 from hmr.fitting.keypoint_model import KeypointModel
-from hmr.fitting.objective import FitConfig, energy, keypoint_error, keypoint_weights, project, so3_exp
+from hmr.fitting.objective import (FitConfig, energy, frame_bounds, keypoint_error, keypoint_weights, project,
+                                   so3_exp)
 from hmr.fitting.params import FitParams
 from hmr.fitting.pose_prior import right_jacobian_inverse, synthetic_pose_gmm
 from hmr.rotations import matrix_to_axis_angle
@@ -106,10 +107,12 @@ class _Problem:
     them, and each person's lowest-energy iterate so far."""
 
     def __init__(self, model: KeypointModel, config: FitConfig, start: FitParams, anchor: FitParams,
-                 previous: Optional[FitParams], target: Tensor, weights: Tensor, box: Tensor, K: Tensor, prior) -> None:
+                 previous: Optional[FitParams], target: Tensor, weights: Tensor, box: Tensor, K: Tensor, prior,
+                 bounds: Optional[Tuple[Tensor, Tensor]] = None) -> None:
         B, opts = len(start), {"dtype": start.rotmats.dtype, "device": start.rotmats.device}
         self.model, self.config, self.start, self.anchor = model, config, start, anchor
         self.target, self.weights, self.box, self.K = target, weights, box, K
+        self.bounds = bounds if config.w_outside > 0 else None
         self.previous = None if previous is None else (previous.rotmats, previous.betas, previous.transl)
         self.d_root = torch.zeros(B, 1, 3, **opts, requires_grad=True)
         self.d_local = torch.zeros(B, model.num_joints - 1, 3, **opts, requires_grad=True)
@@ -140,7 +143,9 @@ class _Problem:
     def record(self, camera_only: bool = False) -> Tensor:
         """Energy (B,) at the current variables (0 where non-finite: those persons are flagged as diverged);
         keeps each person's lowest-energy iterate. ``camera_only``: rotations and shape are still the start's,
-        so the model keypoints are reused."""
+        so the model keypoints are reused, and the returned energy has no gradient from the truncation term
+        (moving the whole person to push cut-off limbs out of the picture would undo the alignment this stage is
+        for); the recorded energies include it, so that iterates of both stages compare."""
         if camera_only:
             R, points, betas, prior = self.start.rotmats, self.start_points, self.start.betas, self.start_prior
         else:
@@ -148,8 +153,10 @@ class _Problem:
             points, betas, prior = self.model(R, self.betas), self.betas, self.prior_energy(self.d_local)
         transl = torch.exp(self.s)[:, None] * torch.cat([self.u, torch.ones_like(self.u[:, :1])], dim=-1)
         pixels = project(points + transl[:, None], self.K)
-        total = energy(self.config, pixels, self.target, self.weights, self.box, R, betas, transl,
-                       self.anchor.rotmats, self.anchor.betas, self.anchor_log_depth, prior, self.previous).total
+        terms = energy(self.config, pixels, self.target, self.weights, self.box, R, betas, transl,
+                       self.anchor.rotmats, self.anchor.betas, self.anchor_log_depth, prior, self.previous,
+                       self.bounds)
+        total = terms.total
         finite = torch.isfinite(total) & torch.isfinite(R).flatten(1).all(1) & torch.isfinite(transl).all(1)
         with torch.no_grad():
             self.diverged |= ~finite
@@ -158,6 +165,8 @@ class _Problem:
             better = ~self.diverged & (total < self.best_energy)
             self.best_energy = torch.where(better, total.detach(), self.best_energy)
             self.best = FitParams(R.detach(), betas.detach(), transl.detach()).where(better, self.best)
+        if camera_only and self.bounds is not None:  # counted in the energy, but no step follows its gradient
+            total = total - self.config.w_outside * (terms.outside - terms.outside.detach())
         return torch.where(finite, total, torch.zeros_like(total))
 
     def optimise(self) -> None:
@@ -236,7 +245,8 @@ def left_right_check(start_px: Tensor, keypoints: Tensor, weights: Tensor, box: 
 def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence: Tensor, K: Tensor,
                      joint_set: str, config: Optional[FitConfig] = None, mask: Optional[Tensor] = None,
                      anchor: Optional[FitParams] = None, previous: Optional[FitParams] = None,
-                     box_size: Optional[Tensor] = None, keypoint_model: Optional[KeypointModel] = None) -> FitResult:
+                     box_size: Optional[Tensor] = None, keypoint_model: Optional[KeypointModel] = None,
+                     frame: Optional[Tensor] = None) -> FitResult:
     """Fit ``body_model`` to 2D ``keypoints`` (B, K, 2) pixels of ``joint_set`` (any set the model provides,
     directly or by joint names) with ``confidence`` (B, K) and optional ``mask`` (B, K) (False: not detected),
     camera intrinsics ``K`` (B, 3, 3) or (3, 3), starting from ``init``.
@@ -245,6 +255,8 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     regressor's prediction; ``previous`` (video) adds the smoothness term towards the previous frame's fit.
     ``box_size`` (B,) pixels sets the scale of residuals (default: extent of the start's projected keypoints).
     ``keypoint_model``: a prebuilt :class:`KeypointModel` of ``joint_set`` (saves its set-up per call).
+    ``frame`` (4,) or (B, 4): the image's (x0, y0, x1, y1) in pixels; keypoints detected beyond it without weight
+    keep the model's keypoint beyond it (the truncation term, ``config.w_outside``).
     ``config`` defaults to ``FitConfig.preset(body_model.kind)``.
     """
     t0 = time.perf_counter()
@@ -263,6 +275,9 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     keypoints, confidence = keypoints.to(**opts), confidence.to(**opts)
     weights = keypoint_weights(confidence, keypoints, None if mask is None else mask.to(opts["device"]),
                                config.min_confidence)
+    if mask is not None:  # an undetected keypoint has no position (nor a truncation bound)
+        keypoints = torch.where(mask.to(device=opts["device"], dtype=torch.bool)[..., None], keypoints,
+                                torch.full_like(keypoints, float("nan")))
     used = weights > 0
     start, bad_start = _sanitize_start(init)
     anchor_safe, bad_anchor = _sanitize_start(anchor)
@@ -273,10 +288,15 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     box = _box_from(start_px) if box_size is None else torch.as_tensor(box_size).to(**opts).expand(B)
     keypoints, weights, swapped = left_right_check(start_px, keypoints, weights, box, joint_set, config)
     used = weights > 0
+    bounds = None
+    if frame is not None:
+        bounds = frame_bounds(keypoints, weights, torch.as_tensor(frame).to(**opts))
+        bounds = tuple(torch.where((bad_start | too_few)[:, None, None], torch.full_like(b, s * float("inf")), b)
+                       for b, s in zip(bounds, (-1.0, 1.0)))
     prior = synthetic_pose_gmm(body_model, config.prior_components) if config.prior_components > 0 else None
     problem = _Problem(model, config, start, anchor_safe,
                        None if previous is None else _sanitize_start(previous.to(**opts))[0],
-                       torch.nan_to_num(keypoints, nan=0.0, posinf=0.0, neginf=0.0), weights, box, K, prior)
+                       torch.nan_to_num(keypoints, nan=0.0, posinf=0.0, neginf=0.0), weights, box, K, prior, bounds)
     problem.optimise()
 
     missed = torch.zeros(B, dtype=torch.bool, device=opts["device"])

@@ -9,15 +9,22 @@ Per person, with keypoint residuals r_k = ‖π(K, X_k) − x_k‖ / b in units 
       + w_pose_prior · E_GMM(θ_1..J−1)                                 (SMPLify Eq. 5, E_θ; θ = log R)
       + w_depth · (log t_z − log t_z,A)²                               (camera depth prior)
       + w_smooth · [Σ_j ½‖R_j − P_j‖²_F + ‖β − β_P‖² + ‖t − t_P‖² / t_{z,P}²]   (video: previous fit P)
+      + w_outside · (1/K) Σ_k ‖max(0, l_k − π_k) + max(0, π_k − u_k)‖² / b²   (truncation: see below)
 
 ρ is Geman-McClure scaled to [0, 1): ρ(r) = r² / (r² + σ²), i.e. SMPLify's σ²r²/(σ² + r²) divided by σ².
 ½‖R − A‖²_F = 2(1 − cos ∠(R, A)) ≈ ∠², so with the rotation chart R = A·exp(δ) used when the anchor is the
 start point the anchor term is ≈ ‖δ‖² (exactly 2(1 − cos‖δ‖)) — smooth everywhere, no log map.
+
+Truncation: a keypoint the detector places outside the image (it had no pixels to see, so it carries no weight
+in the data term) still tells which side of the frame the joint is on. Its bounds l_k, u_k (:func:`frame_bounds`)
+confine the model's projected keypoint π_k to that side — a one-sided quadratic, zero once the joint is out of
+the picture — so limbs cut off by the frame leave it instead of folding back into the image, where the
+regressor's guess for an unseen limb often puts them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -49,6 +56,8 @@ class FitConfig:
     w_shape: float = 0.01
     w_depth: float = 0.1
     w_smooth: float = 0.05
+    w_outside: float = 0.0          # > 0 (10 tried): keypoints detected beyond the image stay beyond it (with a
+                                    # frame; off by default: docs/demo.md, "Limbs cut off by the frame")
     prior_components: int = 4       # GMM components of the synthetic pose prior (0: no pose prior)
 
     @classmethod
@@ -118,14 +127,16 @@ class Terms:
     shape: Tensor
     depth: Tensor
     smooth: Tensor
+    outside: Tensor
     total: Tensor
 
 
 def energy(cfg: FitConfig, pixels: Tensor, keypoints: Tensor, weights: Tensor, box: Tensor, R: Tensor,
            betas: Tensor, transl: Tensor, anchor_R: Tensor, anchor_betas: Tensor, anchor_log_depth: Tensor,
-           pose_prior: Optional[Tensor] = None, previous=None) -> Terms:
+           pose_prior: Optional[Tensor] = None, previous=None,
+           bounds: Optional[Tuple[Tensor, Tensor]] = None) -> Terms:
     """All terms of the module docstring. ``pose_prior``: E_GMM per person (B,) (None: no pose prior);
-    ``previous``: (rotations, betas, transl) of the previous frame's fit."""
+    ``previous``: (rotations, betas, transl) of the previous frame's fit; ``bounds``: :func:`frame_bounds`."""
     rep = reprojection(pixels, keypoints, weights, box, cfg.sigma)
     anchor = (cfg.w_anchor_orient * chordal(R[:, :1], anchor_R[:, :1])
               + cfg.w_anchor_pose * chordal(R[:, 1:], anchor_R[:, 1:])
@@ -139,9 +150,30 @@ def energy(cfg: FitConfig, pixels: Tensor, keypoints: Tensor, weights: Tensor, b
         prev_R, prev_betas, prev_t = previous
         smooth = (chordal(R, prev_R) + ((betas - prev_betas) ** 2).sum(-1)
                   + ((transl - prev_t) ** 2).sum(-1) / prev_t[:, 2].abs().clamp_min(1e-3) ** 2)
+    outside = zero if bounds is None else outside_frame(pixels, bounds[0], bounds[1], box)
     total = (cfg.w_reprojection * rep + anchor + cfg.w_pose_prior * prior + cfg.w_shape * shape
-             + cfg.w_depth * depth + cfg.w_smooth * smooth)
-    return Terms(rep, anchor, prior, shape, depth, smooth, total)
+             + cfg.w_depth * depth + cfg.w_smooth * smooth + cfg.w_outside * outside)
+    return Terms(rep, anchor, prior, shape, depth, smooth, outside, total)
+
+
+def frame_bounds(keypoints: Tensor, weights: Tensor, frame: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per-keypoint bounds ``(lower, upper)`` (B, K, 2) pixels for the truncation term: a finite keypoint with
+    weight 0 that lies outside ``frame`` (B, 4) or (4,) = (x0, y0, x1, y1) must project beyond the edge it lies
+    beyond (x < x0: x ≤ x0; x > x1: x ≥ x1; likewise y); every other bound is ±inf (undetected keypoints: NaN)."""
+    frame = frame.to(keypoints).expand(keypoints.shape[0], 4)
+    low_edge, high_edge = frame[:, None, :2], frame[:, None, 2:]
+    eligible = ((weights <= 0) & torch.isfinite(keypoints).all(-1))[..., None]
+    inf = torch.full_like(keypoints, float("inf"))
+    lower = torch.where(eligible & (keypoints > high_edge), high_edge.expand_as(keypoints), -inf)
+    upper = torch.where(eligible & (keypoints < low_edge), low_edge.expand_as(keypoints), inf)
+    return lower, upper
+
+
+def outside_frame(pixels: Tensor, lower: Tensor, upper: Tensor, box: Tensor) -> Tensor:
+    """(1/K) Σ_k ‖max(0, lower_k − π_k) + max(0, π_k − upper_k)‖² / b² (B,): how far (in box sides) the
+    projected keypoints ``pixels`` lie inside the frame on the side their detections left it."""
+    inside = (lower - pixels).clamp_min(0.0) + (pixels - upper).clamp_min(0.0)
+    return (inside ** 2).sum(-1).sum(-1) / (box ** 2) / pixels.shape[1]
 
 
 def keypoint_weights(confidence: Tensor, keypoints: Tensor, mask: Optional[Tensor], min_confidence: float) -> Tensor:
