@@ -154,6 +154,41 @@ def test_low_confidence_keypoints_do_not_pull_the_fit(ckpts):
     np.testing.assert_array_equal(fits[0].person.vertices, fits[1].person.vertices)
 
 
+def test_fit_keeps_legs_cut_off_by_the_image_out_of_it_when_asked(ckpts):
+    """The image's size reaches the fit: with ``w_outside`` (``--fit-set w_outside=10``) knees detected below an
+    image that ends just above them are pushed towards its bottom edge from a start with raised thighs (a soft
+    bound: most of the way); the default (off) and a call without the image size leave them further in."""
+    model = DemoModel(ckpts["body"])
+    person = model.predict([CropInput(textured_image(240, 320), np.array([160.0, 120.0]), 1.0, 400.0)])[0]
+    K = torch.as_tensor(person.K)
+    target = project_keypoints(model.body_model, FitParams.from_predictions([person]), K, "openpose25")[0].numpy()
+    legs, hips = [10, 11, 13, 14], [9, 12]
+    cut = float(0.2 * target[hips, 1].mean() + 0.8 * target[[10, 13], 1].mean())  # just above the knees
+    keypoints = np.concatenate([target, (target[:, 1:2] < cut).astype(np.float64)], axis=1)  # beyond: confidence 0
+    assert keypoints[legs, 2].sum() == 0
+    raised = person.rotmats.copy()
+    for joint in (1, 2):  # both hips flexed: the thighs point at the camera
+        raised[joint] = raised[joint] @ cv2.Rodrigues(np.array([-1.8, 0.0, 0.0]))[0].astype(np.float32)
+    start = dataclasses.replace(person, rotmats=raised)
+    raised_px = project_keypoints(model.body_model, FitParams.from_predictions([start]), K, "openpose25")[0]
+    assert bool((raised_px[[10, 13], 1] < cut).all())
+    detection = Detection((100.0, 20.0, 120.0, 200.0), 0.9, "test", keypoints=keypoints, joint_set="openpose25")
+    size = (int(np.ceil(cut)), 320)
+    fitted = {}
+    for name, fitter, image_size in (
+            ("on", DemoFitter(model, fit=True, overrides={"w_outside": 10.0}), size),
+            ("off", DemoFitter(model, fit=True), size),
+            ("no size", DemoFitter(model, fit=True, overrides={"w_outside": 10.0}), None)):
+        fit = fitter.process([detection], [start], image_size=image_size)[0][0]
+        assert fit.status == "ok"
+        fitted[name] = project_keypoints(model.body_model, FitParams.from_predictions([fit.person]), K,
+                                         "openpose25")[0]
+    inside = {name: float((size[0] - px[legs, 1]).clamp_min(0).max()) for name, px in fitted.items()}
+    assert inside["off"] > 6.0, inside                         # pixels inside the image's bottom edge
+    assert inside["on"] < 0.5 * inside["off"], inside          # a soft (quadratic) bound: pushed out, not clamped
+    torch.testing.assert_close(fitted["no size"], fitted["off"])
+
+
 def test_video_frames_follow_last_frames_people_and_fits(ckpts, tmp_path):
     photo = skimage.data.astronaut()[::2, ::2]  # 256 x 256
     video = tmp_path / "clip.avi"
