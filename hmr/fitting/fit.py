@@ -289,10 +289,10 @@ def fit_to_keypoints(body_model, init: FitParams, keypoints: Tensor, confidence:
     keypoints, weights, swapped = left_right_check(start_px, keypoints, weights, box, joint_set, config)
     used = weights > 0
     bounds = None
-    if frame is not None:
-        bounds = frame_bounds(keypoints, weights, torch.as_tensor(frame).to(**opts))
-        bounds = tuple(torch.where((bad_start | too_few)[:, None, None], torch.full_like(b, s * float("inf")), b)
-                       for b, s in zip(bounds, (-1.0, 1.0)))
+    if frame is not None:  # people who are not fitted get no bounds (their keypoints count as undetected)
+        unfitted = (bad_start | too_few)[:, None, None]
+        bounds = frame_bounds(torch.where(unfitted, torch.full_like(keypoints, float("nan")), keypoints), weights,
+                              torch.as_tensor(frame).to(**opts))
     prior = synthetic_pose_gmm(body_model, config.prior_components) if config.prior_components > 0 else None
     problem = _Problem(model, config, start, anchor_safe,
                        None if previous is None else _sanitize_start(previous.to(**opts))[0],

@@ -173,7 +173,7 @@ def outside_frame(pixels: Tensor, lower: Tensor, upper: Tensor, box: Tensor) -> 
     """(1/K) Σ_k ‖max(0, lower_k − π_k) + max(0, π_k − upper_k)‖² / b² (B,): how far (in box sides) the
     projected keypoints ``pixels`` lie inside the frame on the side their detections left it."""
     inside = (lower - pixels).clamp_min(0.0) + (pixels - upper).clamp_min(0.0)
-    return (inside ** 2).sum(-1).sum(-1) / (box ** 2) / pixels.shape[1]
+    return (inside ** 2).sum((-2, -1)) / (box ** 2) / pixels.shape[1]
 
 
 def keypoint_weights(confidence: Tensor, keypoints: Tensor, mask: Optional[Tensor], min_confidence: float) -> Tensor:
